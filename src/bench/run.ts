@@ -1,0 +1,102 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendName } from '../engine/backend.js';
+import { loadModel } from '../onnx/model.js';
+import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { createSession, runSession } from '../verify/ort.js';
+import { Random } from '../util/random.js';
+import type { HostTensor } from '../onnx/tensor.js';
+
+/**
+ * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
+ * onnxruntime's forward time, plus a tensor-leak check over 100 training steps. JSON on stdout
+ * and in bench-results/bench.json. Reference (PyTorch 1.13 CPU, 2 threads, this machine):
+ * train step ResNet-8 (B=64) 47 ms, LeNet-5 (B=128) 15 ms, VGG-ish (B=64) 32 ms.
+ */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MODELS = [
+  { name: 'lenet5_mnist', batch: 128, pytorchTrainMs: 15 },
+  { name: 'resnet8_bn', batch: 64, pytorchTrainMs: 47 },
+  { name: 'vggish_bn', batch: 64, pytorchTrainMs: 32 },
+  { name: 'mobilemini_dw', batch: 64, pytorchTrainMs: undefined },
+];
+
+async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promise<number> {
+  await f(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return Number(times[Math.floor(times.length / 2)].toFixed(2));
+}
+
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[] } {
+  const args = process.argv.slice(2);
+  const get = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  return {
+    backends: (get('--backends') ?? 'wasm,cpu').split(',') as BackendName[],
+    reps: Number(get('--reps') ?? 10),
+    leakSteps: Number(get('--leak-steps') ?? 100),
+    models: (get('--models') ?? MODELS.map((m) => m.name).join(',')).split(','),
+  };
+}
+
+async function benchModel(name: string, batch: number, backend: BackendName, reps: number, leakSteps: number) {
+  const file = path.join(ROOT, 'test', 'fixtures', 'onnx', `${name}.onnx`);
+  const t0 = performance.now();
+  const model = await loadModel(file);
+  const engine = new TfjsTrainable(model, file);
+  const importMs = Number((performance.now() - t0).toFixed(2));
+  const spec = engine.graph.inputs[0];
+  const shape = spec.shape.map((d, i) => (i === 0 ? batch : (d as number)));
+  const rng = new Random(1);
+  const x: HostTensor = { dtype: 'float32', shape, data: rng.normalArray(shape.reduce((a, b) => a * b, 1)) };
+  const labels = Int32Array.from({ length: batch }, () => rng.int(10));
+  engine.setOptimizer({ kind: 'momentum', learningRate: 1e-3, momentum: 0.9 });
+  // Slow backends get fewer repetitions so the whole bench stays within minutes.
+  const slow = backend === 'cpu';
+  const r = slow ? Math.max(2, Math.floor(reps / 4)) : reps;
+  const forwardMs = await timeIt(r, () => engine.forward(x));
+  const trainStepMs = await timeIt(r, () => engine.trainStep(x, labels));
+  const steps = slow ? Math.min(leakSteps, 10) : leakSteps;
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < steps; i++) await engine.trainStep(x, labels);
+  const after = tf.memory().numTensors;
+  engine.dispose();
+  const session = await createSession(file);
+  const ortForwardMs = await timeIt(reps, () => runSession(session, { [engine.inputName]: x }));
+  await session.release();
+  return { importMs, forwardMs, trainStepMs, ortForwardMs, tensorsBefore: before, tensorsAfter: after, leakCheckSteps: steps };
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs();
+  const results: Record<string, unknown>[] = [];
+  for (const backend of opts.backends) {
+    const active = await initBackend(backend);
+    for (const m of MODELS.filter((m) => opts.models.includes(m.name))) {
+      process.stderr.write(`bench ${m.name} on ${active} (batch ${m.batch})...\n`);
+      const r = await benchModel(m.name, m.batch, active, opts.reps, opts.leakSteps);
+      const ratio = m.pytorchTrainMs ? Number((r.trainStepMs / m.pytorchTrainMs).toFixed(2)) : undefined;
+      results.push({ model: m.name, backend: active, batch: m.batch, ...r, pytorchTrainMs: m.pytorchTrainMs, trainVsPytorch: ratio });
+    }
+  }
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results };
+  const out = path.join(ROOT, 'bench-results');
+  await mkdir(out, { recursive: true });
+  await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,37 @@
+import type { HostTensor } from '../onnx/tensor.js';
+
+/**
+ * The one interface methods, trainer and attacks see. Engines (tfjs eager autodiff, onnxruntime
+ * gradient graphs) implement it; callers never know which one runs.
+ */
+export interface OptimizerSpec {
+  kind: 'sgd' | 'momentum' | 'adam';
+  learningRate: number;
+  momentum?: number;
+  /** L2 penalty added to the gradient (coupled weight decay). */
+  weightDecay?: number;
+}
+
+export interface LossAndGradients {
+  loss: number;
+  gradients: Map<string, Float32Array>;
+}
+
+export interface TrainableGraph {
+  readonly engine: 'tfjs' | 'ort';
+  readonly inputName: string;
+  readonly outputName: string;
+  /** Learnable parameters (initializer names), in graph order. */
+  readonly parameterNames: readonly string[];
+  /** Inference (or training-mode) forward pass; `outputs` adds intermediate tensors. */
+  forward(x: HostTensor, opts?: { outputs?: string[]; training?: boolean }): Promise<Map<string, HostTensor>>;
+  /** Mean softmax cross-entropy of the logits against integer labels, and its gradients. */
+  lossAndGradients(x: HostTensor, labels: Int32Array): Promise<LossAndGradients>;
+  /** One optimizer step on the cross-entropy loss in training mode; returns the loss before the step. */
+  trainStep(x: HostTensor, labels: Int32Array): Promise<number>;
+  setOptimizer(spec: OptimizerSpec): void;
+  /** Current values of every variable (weights and BN statistics) by initializer name. */
+  weights(): Map<string, Float32Array>;
+  setWeights(weights: Map<string, Float32Array>): void;
+  dispose(): void;
+}

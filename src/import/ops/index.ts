@@ -1,0 +1,12 @@
+import './elementwise.js';
+import './activations.js';
+import './conv.js';
+import './matmul.js';
+import './pool.js';
+import './normalization.js';
+import './reduce.js';
+import './softmax.js';
+import './resize.js';
+import './shape.js';
+import './gather.js';
+import './constant.js';
