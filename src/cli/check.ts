@@ -23,7 +23,7 @@ export interface CheckReport {
   backend: string;
   inputShape: number[];
   forward: { maxAbs: number; maxRel: number; pass: boolean };
-  training: { loss: number; variables: number; withoutGradient: string[]; nonFinite: string[]; lossAfterStep: number; pass: boolean };
+  training: { loss: number; variables: number; withoutGradient: string[]; nonFinite: string[]; lossAfterStep: number; leakedTensors: number; pass: boolean };
   roundTrip: { maxAbs: number; bitIdentical: boolean; pass: boolean };
   pass: boolean;
 }
@@ -83,8 +83,10 @@ export async function checkModel(file: string, opts: CheckOptions): Promise<Chec
       if (g.some((v) => !Number.isFinite(v))) nonFinite.push(name);
       else if (g.every((v) => v === 0)) withoutGradient.push(name);
     }
-    const before = tf.memory().numTensors;
     engine.setOptimizer({ kind: 'sgd', learningRate: 1e-3 });
+    await engine.trainStep(x, labels);
+    // A second step must not leave tensors behind (the first may create optimizer state).
+    const before = tf.memory().numTensors;
     await engine.trainStep(x, labels);
     const lossAfterStep = (await engine.lossAndGradients(x, labels)).loss;
     const leaked = tf.memory().numTensors - before;
@@ -94,6 +96,7 @@ export async function checkModel(file: string, opts: CheckOptions): Promise<Chec
       withoutGradient,
       nonFinite,
       lossAfterStep,
+      leakedTensors: leaked,
       pass: withoutGradient.length === 0 && nonFinite.length === 0 && Number.isFinite(lossAfterStep) && leaked <= 0,
     };
     return { file, backend: opts.backend, inputShape: shape, forward, training, roundTrip, pass: forward.pass && training.pass && roundTrip.pass };
@@ -116,10 +119,11 @@ export function formatCheck(r: CheckReport): string {
   return [
     `model     ${r.file}  (backend ${r.backend}, input [${r.inputShape.join(', ')}])`,
     `${mark(r.forward.pass)} forward: tfjs vs onnxruntime max abs ${e(r.forward.maxAbs)}, max rel ${e(r.forward.maxRel)}`,
-    `${mark(r.training.pass)} training: loss ${r.training.loss.toFixed(4)} → ${r.training.lossAfterStep.toFixed(4)} after one SGD step; ` +
+    `${mark(r.training.pass)} training: loss ${r.training.loss.toFixed(4)} → ${r.training.lossAfterStep.toFixed(4)} after two SGD steps; ` +
       `${r.training.variables - r.training.withoutGradient.length - r.training.nonFinite.length}/${r.training.variables} variables get a finite, non-zero gradient` +
       (r.training.withoutGradient.length ? `; none for: ${r.training.withoutGradient.join(', ')}` : '') +
-      (r.training.nonFinite.length ? `; non-finite for: ${r.training.nonFinite.join(', ')}` : ''),
+      (r.training.nonFinite.length ? `; non-finite for: ${r.training.nonFinite.join(', ')}` : '') +
+      (r.training.leakedTensors > 0 ? `; ${r.training.leakedTensors} tensors leaked per step` : ''),
     `${mark(r.roundTrip.pass)} export: rewritten model's onnxruntime outputs ${r.roundTrip.bitIdentical ? 'bit-identical' : `differ (max abs ${e(r.roundTrip.maxAbs)})`}`,
     r.pass ? 'PASS' : 'FAIL',
   ].join('\n');

@@ -56,24 +56,22 @@ export async function main(argv: string[]): Promise<number> {
     .version()
     .fail((msg, err) => {
       if (err) throw err;
-      throw new HardenError(msg ?? 'invalid arguments (see harden --help)');
+      throw new HardenError((msg ?? 'invalid arguments').replace(/\s*\n\s*/g, ' ') + ' (see harden --help)');
     })
     .epilogue('Exit codes: 0 ok, 1 a check failed, 2 bad input or flags, 3 unsupported model, 4 runtime unavailable.');
   await parser.parseAsync();
   return exitCode;
 }
 
+// Exit explicitly: the multi-threaded wasm backend keeps worker threads alive.
 main(hideBin(process.argv)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof HardenError) {
       process.stderr.write(`harden: ${err.message.split('\n')[0]}\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`harden: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exitCode = 70;
+      process.exit(err.exitCode);
     }
+    process.stderr.write(`harden: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(70);
   },
 );

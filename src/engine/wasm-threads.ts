@@ -32,7 +32,10 @@ type Factory = (config: {
   locateFile: (file: string) => string;
   mainScriptUrlOrBlob: string;
   instantiateWasm: Instantiate;
-}) => Promise<WasmModule & { cwrap: (name: string, ret: string | null, args: string[]) => unknown }>;
+}) => Promise<WasmModule & {
+  cwrap: (name: string, ret: string | null, args: string[]) => unknown;
+  PThread: { runningWorkers: { unref(): void }[] };
+}>;
 
 /** The thread count Harden asks for: HARDEN_WASM_THREADS, else the CPU count (max 8). */
 export function requestedWasmThreads(): number {
@@ -87,7 +90,11 @@ async function createThreadedBackend(threads: number): Promise<BackendWasm> {
     dispose: module.cwrap('dispose', null, []),
   } as WasmModule['tfjs'];
   setThreadsCount(threads);
-  return new BackendWasm(module);
+  const backend = new BackendWasm(module);
+  // XNNPACK's pool threads are now running pthreads, which Emscripten keeps ref'd: without
+  // this, Node would never exit on its own.
+  for (const worker of module.PThread.runningWorkers) worker.unref();
+  return backend;
 }
 
 let installed = false;

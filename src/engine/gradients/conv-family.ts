@@ -11,6 +11,7 @@
  * order available and only ever runs the backend's fast forward convolutions.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { replaceKernel } from './registry.js';
 import { detach, pair, type Shape4 } from './util.js';
 
 export type ConvInfo = tf.backend_util.Conv2DInfo;
@@ -99,8 +100,7 @@ export function registerComposedKernel(
   kernelName: string, backendName: string,
   compute: (inputs: Record<string, tf.Tensor>, attrs: tf.NamedAttrMap) => tf.Tensor,
 ): void {
-  if (tf.getKernel(kernelName, backendName) != null) tf.unregisterKernel(kernelName, backendName);
-  tf.registerKernel({
+  replaceKernel({
     kernelName,
     backendName,
     kernelFunc: ({ inputs, attrs }) => tf.tidy(() => {

@@ -6,6 +6,7 @@
  *  - dL/dw is itself a convolution once batch and channels swap roles: the input is
  *    x^T [Ci, H, W, N] (channels as batch, batch as channels), the "filter" is
  *    dy^T [Ho, Wo, N, Co], strides become dilations and dilations become strides.
+ *    (The depthwise family reuses both constructions, see depthwise.ts.)
  *  - dL/dx is the forward conv of the zero-inserted, padded dy with the spatially flipped,
  *    in/out-swapped filter, at stride 1 and the original dilation.
  */
@@ -42,42 +43,56 @@ function cropThenPad(x: tf.Tensor4D, amounts: [Pair, Pair]): { input: tf.Tensor4
 /**
  * The zero-inserted dy, cropped where needed, and the padding under which a stride-1
  * convolution with the flipped filter (at the forward dilation) yields dL/dx of shape x.
- * Shared with the depthwise family.
  */
-export function transposedConvInput(dy: tf.Tensor4D, info: ConvInfo): { input: tf.Tensor4D; pad: Explicit } {
+function transposedConvInput(dy: tf.Tensor4D, info: ConvInfo): { input: tf.Tensor4D; pad: Explicit } {
   const g = geometry(info);
   const amount = (axis: 0 | 1): Pair => [
     (g.k[axis] - 1) * g.d[axis] - g.before[axis],
-    g.size[axis] + g.before[axis] - g.out[axis] * g.s[axis],
+    g.size[axis] + g.before[axis] - 1 - (g.out[axis] - 1) * g.s[axis],
   ];
   return cropThenPad(zeroInsert(dy, g.s), [amount(0), amount(1)]);
 }
 
-export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, info: ConvInfo): tf.Tensor4D {
+/** A forward convolution: tf.conv2d or tf.depthwiseConv2d in NHWC. */
+export type Convolve = (x: tf.Tensor4D, filter: tf.Tensor4D, strides: Pair, pad: Explicit, dilations: Pair) => tf.Tensor4D;
+
+const conv2d: Convolve = (x, f, s, pad, d) => tf.conv2d(x, f, s, pad, 'NHWC', d);
+
+/**
+ * dL/dx: `convolve` over the zero-inserted, padded dy with `filter` (already flipped and
+ * laid out for it), at stride 1 and the forward dilation.
+ */
+export function inputGradConvolution(dy: tf.Tensor4D, filter: tf.Tensor4D, info: ConvInfo, convolve: Convolve): tf.Tensor4D {
   const { input, pad } = transposedConvInput(dy, info);
-  const swapped = tf.transpose(flipSpatial(filter), [0, 1, 3, 2]);
-  return tf.conv2d(input, swapped, 1, pad, 'NHWC', [info.dilationHeight, info.dilationWidth]);
+  return convolve(input, filter, [1, 1], pad, [info.dilationHeight, info.dilationWidth]);
+}
+
+/**
+ * The filter gradient as a forward convolution of x and dy with batch and channels swapped:
+ * `input` is x as [B', H, W, C'] and `filter` is dy as [Ho, Wo, C', M'] (spatial axes
+ * untouched); the forward strides become dilations and vice versa. Returns [B', kh, kw, *].
+ */
+export function filterGradConvolution(input: tf.Tensor4D, filter: tf.Tensor4D, info: ConvInfo, convolve: Convolve): tf.Tensor4D {
+  const g = geometry(info);
+  // Rows/cols of the padded input that the forward pass read; pad or crop to exactly that.
+  const after = (axis: 0 | 1) =>
+    (g.out[axis] - 1) * g.s[axis] + (g.k[axis] - 1) * g.d[axis] + 1 - g.size[axis] - g.before[axis];
+  const cropped = cropThenPad(input, [[g.before[0], after(0)], [g.before[1], after(1)]]);
+  if (!(g.s.some((v) => v > 1) && g.d.some((v) => v > 1))) return convolve(cropped.input, filter, g.d, cropped.pad, g.s);
+  // tfjs refuses strides > 1 together with dilations > 1: convolve at stride 1, keep every d-th output.
+  const dense = convolve(cropped.input, filter, [1, 1], cropped.pad, g.s);
+  const every = extractWindows(dense, { size: [1, 1], strides: g.d, dilations: [1, 1], out: g.k, padBefore: [0, 0] });
+  return tf.reshape(every, [dense.shape[0], g.k[0], g.k[1], dense.shape[3]]);
+}
+
+export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, info: ConvInfo): tf.Tensor4D {
+  return inputGradConvolution(dy, tf.transpose(flipSpatial(filter), [0, 1, 3, 2]), info, conv2d);
 }
 
 export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, info: ConvInfo): tf.Tensor4D {
-  const g = geometry(info);
-  // Rows/cols of the padded input that the forward pass read; pad or crop x to exactly that.
-  const after = (axis: 0 | 1) =>
-    (g.out[axis] - 1) * g.s[axis] + (g.k[axis] - 1) * g.d[axis] + 1 - g.size[axis] - g.before[axis];
-  const { input, pad } = cropThenPad(x, [[g.before[0], after(0)], [g.before[1], after(1)]]);
-  const xT = tf.transpose(input, [3, 1, 2, 0]);
-  const dyT = tf.transpose(dy, [1, 2, 0, 3]);
-  const stridesAndDilations = g.s.some((v) => v > 1) && g.d.some((v) => v > 1);
-  let grad: tf.Tensor4D;
-  if (!stridesAndDilations) {
-    grad = tf.conv2d(xT, dyT, g.d, pad, 'NHWC', g.s);
-  } else {
-    // tfjs's conv2d refuses strides > 1 together with dilations > 1: convolve at stride 1
-    // and keep every d-th output.
-    const dense = tf.conv2d(xT, dyT, 1, pad, 'NHWC', g.s);
-    [grad] = extractWindows(dense, { size: [1, 1], strides: g.d, dilations: [1, 1], out: g.k, padBefore: [0, 0] });
-  }
-  return tf.transpose(grad, [1, 2, 0, 3]);
+  const xT = tf.transpose(x, [3, 1, 2, 0]); // [Ci, H, W, N]
+  const dyT = tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, N, Co]
+  return tf.transpose(filterGradConvolution(xT, dyT, info, conv2d), [1, 2, 0, 3]);
 }
 
 export const conv2dFamily: ConvFamily = {

@@ -3,39 +3,39 @@
  *
  * With y[n,i,j,c*M+m] = sum_{a,b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * w[a,b,c,m]:
  *
- *  - dL/dw[a,b,c,m] = sum_{n,i,j} view_{a,b}(x)[n,i,j,c] * dy[n,i,j,c*M+m]: one strided
- *    view of the padded input per kernel offset (cheap for 3x3) times dy, reduced.
+ *  - dL/dw[a,b,c,m] = sum_n sum_{i,j} xpad[n, a*dh + i*sh, b*dw + j*sw, c] * dy[n,i,j,c*M+m]
+ *    is a depthwise convolution over N*C channels (batch folded into channels) whose
+ *    Ho x Wo "filter" is dy, strides and dilations swapped, followed by a sum over n. (The
+ *    per-offset "strided view of x times dy" formulation materializes kh*kw copies of the
+ *    activations: 75 MB and ~190 ms vs ~45 ms for a 64x32x32x32 layer on wasm.)
  *  - dL/dx: a depthwise conv (multiplier 1 over the C*M channels of dy) of the
  *    zero-inserted, padded dy with the flipped filter, then a sum over m.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ConvAttrs, ConvFamily, ConvInfo } from './conv-family.js';
-import { transposedConvInput } from './conv2d.js';
-import { extractWindows, windowOf } from './windows.js';
+import { filterGradConvolution, inputGradConvolution, type Convolve } from './conv2d.js';
 import { flipSpatial } from './util.js';
 
-function multiplier(info: ConvInfo): number {
-  return info.outChannels / info.inChannels;
-}
+const depthwise: Convolve = (x, f, s, pad, d) => tf.depthwiseConv2d(x, f, s, pad, 'NHWC', d);
 
 export function depthwiseInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, info: ConvInfo): tf.Tensor4D {
   const [kh, kw, c, m] = filter.shape;
-  const { input, pad } = transposedConvInput(dy, info);
   const flipped = tf.reshape(flipSpatial(filter), [kh, kw, c * m, 1]) as tf.Tensor4D;
-  const perChannel = tf.depthwiseConv2d(input, flipped, 1, pad, 'NHWC', [info.dilationHeight, info.dilationWidth]);
+  const perChannel = inputGradConvolution(dy, flipped, info, depthwise);
   if (m === 1) return perChannel;
   const [n, h, w] = perChannel.shape;
   return tf.sum(tf.reshape(perChannel, [n, h, w, c, m]), 4) as tf.Tensor4D;
 }
 
 export function depthwiseFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, info: ConvInfo): tf.Tensor4D {
-  const m = multiplier(info);
-  const c = info.inChannels;
-  const positions = info.batchSize * info.outHeight * info.outWidth;
-  const dyFlat = tf.reshape(dy, [positions, c, m]);
-  const rows = extractWindows(x, windowOf(info)).map((view) =>
-    tf.sum(tf.mul(tf.reshape(view, [positions, c, 1]), dyFlat), 0));
-  return tf.reshape(tf.stack(rows), [info.filterHeight, info.filterWidth, c, m]);
+  const [n, h, w, c] = x.shape;
+  const m = info.outChannels / c;
+  // Channels ordered (n, c) on both sides; only 4-D transposes (5-D ones are slow on wasm).
+  const xT = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c]) as tf.Tensor4D;
+  const dyT = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [info.outHeight, info.outWidth, n * c, m]) as tf.Tensor4D;
+  const perSample = filterGradConvolution(xT, dyT, info, depthwise); // [1, kh, kw, N*C*M]
+  const [, kh, kw] = perSample.shape;
+  return tf.sum(tf.reshape(perSample, [kh, kw, n, c, m]), 2) as tf.Tensor4D;
 }
 
 export const depthwiseFamily: ConvFamily = {

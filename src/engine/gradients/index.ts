@@ -8,16 +8,17 @@ import { familyGradients, registerFamilyKernels } from './conv-family.js';
 import { conv2dFamily } from './conv2d.js';
 import { depthwiseFamily } from './depthwise.js';
 import { nonDifferentiableGradients } from './nondiff.js';
-import { poolingGradients } from './pooling.js';
-import { wasmUnsortedSegmentSum } from './segment.js';
+import { maxPoolArgmaxKernel, poolingGradients } from './pooling.js';
+import { replaceKernel } from './registry.js';
+import { indexingKernels } from './indexing.js';
 import { smoothGradients } from './smooth.js';
 
 let registered = false;
 
 /** Kernel names whose gradient Harden replaces or adds, for reports and tests. */
 export const hardenGradientKernels: string[] = [];
-/** Kernel names Harden registers on the wasm backend. */
-export const hardenWasmKernels: string[] = [];
+/** `${backend}/${kernel}` of every kernel Harden registers. */
+export const hardenKernels: string[] = [];
 
 export function registerHardenKernels(): void {
   if (registered) return;
@@ -38,10 +39,18 @@ export function registerHardenKernels(): void {
   // composed from its fast forward convolutions.
   for (const family of [conv2dFamily, depthwiseFamily]) {
     registerFamilyKernels(family, 'wasm');
-    hardenWasmKernels.push(family.kernels.backpropInput, family.kernels.backpropFilter);
+    hardenKernels.push(`wasm/${family.kernels.backpropInput}`, `wasm/${family.kernels.backpropFilter}`);
   }
-  if (tf.getKernel(wasmUnsortedSegmentSum.kernelName, 'wasm') == null) {
-    tf.registerKernel(wasmUnsortedSegmentSum);
-    hardenWasmKernels.push(wasmUnsortedSegmentSum.kernelName);
+  // Gather / segment sum as single passes (wasm lacks the latter, cpu's is quadratic).
+  for (const backend of ['wasm', 'cpu']) {
+    for (const k of indexingKernels(backend)) {
+      replaceKernel(k);
+      hardenKernels.push(`${backend}/${k.kernelName}`);
+    }
+  }
+  // Harden's own kernel: max-pool argmax (JS over the data, so it runs on any backend).
+  for (const backend of ['wasm', 'cpu', 'tensorflow']) {
+    replaceKernel(maxPoolArgmaxKernel(backend));
+    hardenKernels.push(`${backend}/${maxPoolArgmaxKernel(backend).kernelName}`);
   }
 }

@@ -2,17 +2,16 @@
  * Sliding-window plumbing for NHWC tensors, written with differentiable tfjs ops only.
  *
  * `extractWindows` returns, for each kernel offset (a, b) in row-major order, the strided
- * view `x_padded[:, a*dh + i*sh, b*dw + j*sw, :]` (i < outH, j < outW). `scatterWindows`
- * is its adjoint: it adds such views back into an input-shaped tensor. The two are each
- * other's gradient, so everything built from them supports double backprop.
+ * view `x_padded[:, a*dh + i*sh - top, b*dw + j*sw - left, :]` (i < outH, j < outW).
+ * `scatterWindows` is its adjoint: it adds such views back into an input-shaped tensor.
  *
- * Strides are handled by a polyphase split (spaceToBatchND / batchToSpaceND): offset a
- * reads phase `a*dh mod sh` at grid shift `floor(a*dh / sh)`, so each view is a plain,
- * unstrided slice of one phase, and scattering costs O(outH*outW) per offset rather than
- * O(H*W).
+ * Both are a single gather / segment-sum over the pixels (rows of x as [N*H*W, C]) with
+ * precomputed tap indices: GatherV2 and UnsortedSegmentSum are each other's gradient, so
+ * everything built from these supports double backprop, and both are one pass over the
+ * data on every backend (strided slices and 6-D transposes are slow on wasm).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { padOrCrop, type Pair, type Shape4 } from './util.js';
+import type { Pair, Shape4 } from './util.js';
 
 /** Geometry of a 2-D sliding window over the spatial axes of an NHWC tensor. */
 export interface Window2D {
@@ -36,91 +35,67 @@ export function windowOf(info: tf.backend_util.Conv2DInfo): Window2D {
   };
 }
 
-interface AxisPlan {
-  /** Rows (or columns) per phase after the polyphase split. */
-  grid: number;
-  /** Padding (>0) or cropping (<0) after x so that its length is grid * stride. */
-  padAfter: number;
-}
-
-function planAxis(win: Window2D, axis: 0 | 1, inSize: number): AxisPlan {
-  const s = win.strides[axis];
-  const extent = (win.out[axis] - 1) * s + (win.size[axis] - 1) * win.dilations[axis] + 1;
-  const grid = Math.ceil(extent / s);
-  return { grid, padAfter: grid * s - inSize - win.padBefore[axis] };
-}
-
-/** Phase index and grid shift of kernel offset `k` along one axis. */
-function phaseOf(win: Window2D, axis: 0 | 1, k: number): [phase: number, shift: number] {
-  const o = k * win.dilations[axis];
-  const s = win.strides[axis];
-  return [o % s, Math.floor(o / s)];
-}
-
-function offsets(win: Window2D): Pair[] {
-  const result: Pair[] = [];
-  for (let a = 0; a < win.size[0]; a++) for (let b = 0; b < win.size[1]; b++) result.push([a, b]);
-  return result;
-}
-
 /**
- * The kh*kw strided views of x (padded with `padValue`) that a window slides over, each
- * [N, outH, outW, C], in row-major kernel order.
+ * Row index (n*H + r)*W + c of every tap, offset-major ([kh*kw][N][outH][outW]); taps that
+ * fall into the padding get `outside`. Also says whether any did.
  */
-export function extractWindows(x: tf.Tensor4D, win: Window2D, padValue = 0): tf.Tensor4D[] {
-  const [n, h, w, c] = x.shape;
-  const [sh, sw] = win.strides;
-  const ph = planAxis(win, 0, h);
-  const pw = planAxis(win, 1, w);
-  const padded = padOrCrop(x, [[win.padBefore[0], ph.padAfter], [win.padBefore[1], pw.padAfter]], padValue);
-  const phases = sh * sw === 1 ? padded : tf.spaceToBatchND(padded, [sh, sw], [[0, 0], [0, 0]]);
-  return offsets(win).map(([a, b]) => {
-    const [rh, qh] = phaseOf(win, 0, a);
-    const [rw, qw] = phaseOf(win, 1, b);
-    const size: Shape4 = [n, win.out[0], win.out[1], c];
-    return tf.slice(phases as tf.Tensor4D, [(rh * sw + rw) * n, qh, qw, 0], size);
-  });
-}
-
-/**
- * Adjoint of `extractWindows`: adds `parts[k]` (each [N, outH, outW, C], row-major kernel
- * order) at the positions the k-th view was read from, and returns a tensor of `inShape`.
- * Contributions that fall into the padding are dropped.
- */
-export function scatterWindows(parts: tf.Tensor4D[], win: Window2D, inShape: Shape4): tf.Tensor4D {
-  const [n, h, w, c] = inShape;
-  const [sh, sw] = win.strides;
-  const ph = planAxis(win, 0, h);
-  const pw = planAxis(win, 1, w);
-  const blocks: tf.Tensor4D[] = [];
-  for (let rh = 0; rh < sh; rh++) {
-    for (let rw = 0; rw < sw; rw++) {
-      const terms: tf.Tensor4D[] = [];
-      offsets(win).forEach(([a, b], k) => {
-        const [pa, qh] = phaseOf(win, 0, a);
-        const [pb, qw] = phaseOf(win, 1, b);
-        if (pa !== rh || pb !== rw) return;
-        terms.push(padOrCrop(parts[k], [[qh, ph.grid - qh - win.out[0]], [qw, pw.grid - qw - win.out[1]]]));
-      });
-      blocks.push(sumAll(terms, [n, ph.grid, pw.grid, c]));
+export function tapIndices(win: Window2D, [n, h, w]: Shape4, outside: number): { ids: Int32Array; padded: boolean } {
+  const [kh, kw] = win.size;
+  const [outH, outW] = win.out;
+  const ids = new Int32Array(kh * kw * n * outH * outW);
+  let padded = false;
+  let p = 0;
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      for (let batch = 0; batch < n; batch++) {
+        for (let i = 0; i < outH; i++) {
+          const r = i * win.strides[0] + a * win.dilations[0] - win.padBefore[0];
+          for (let j = 0; j < outW; j++) {
+            const c = j * win.strides[1] + b * win.dilations[1] - win.padBefore[1];
+            const inside = r >= 0 && r < h && c >= 0 && c < w;
+            padded ||= !inside;
+            ids[p++] = inside ? (batch * h + r) * w + c : outside;
+          }
+        }
+      }
     }
   }
-  const padded = blocks.length === 1 ? blocks[0] : tf.batchToSpaceND(tf.concat(blocks, 0), [sh, sw], [[0, 0], [0, 0]]);
-  return padOrCrop(padded, [[-win.padBefore[0], -ph.padAfter], [-win.padBefore[1], -pw.padAfter]]);
+  return { ids, padded };
 }
 
-function sumAll(terms: tf.Tensor4D[], shape: Shape4): tf.Tensor4D {
-  if (terms.length === 0) return tf.zeros(shape);
-  return terms.length === 1 ? terms[0] : tf.addN(terms);
+/**
+ * The kh*kw strided views of x (zero-padded) that a window slides over, stacked in
+ * row-major kernel order: [kh*kw, N, outH, outW, C].
+ */
+export function extractWindows(x: tf.Tensor4D, win: Window2D): tf.Tensor5D {
+  const [n, h, w, c] = x.shape;
+  const pixels = n * h * w;
+  const { ids, padded } = tapIndices(win, x.shape, pixels);
+  let rows: tf.Tensor2D = tf.reshape(x, [pixels, c]);
+  if (padded) rows = tf.concat([rows, tf.zeros([1, c])], 0);
+  const taps = tf.gather(rows, tf.tensor1d(ids, 'int32'));
+  return tf.reshape(taps, [win.size[0] * win.size[1], n, win.out[0], win.out[1], c]);
+}
+
+/**
+ * Adjoint of `extractWindows`: adds taps[k] ([kh*kw, N, outH, outW, C]) at the positions
+ * the k-th view was read from, and returns a tensor of `inShape`. Contributions that fall
+ * into the padding are dropped.
+ */
+export function scatterWindows(taps: tf.Tensor, win: Window2D, inShape: Shape4): tf.Tensor4D {
+  const [n, h, w, c] = inShape;
+  const { ids } = tapIndices(win, inShape, -1);
+  const rows = tf.reshape(taps, [ids.length, c]);
+  return tf.reshape(tf.unsortedSegmentSum(rows, tf.tensor1d(ids, 'int32'), n * h * w), inShape);
 }
 
 /**
  * Zero insertion ("dilation") of the spatial axes: y[:, i*sh, j*sw, :] = x[:, i, j, :] and
- * zeros elsewhere; y is [N, H*sh, W*sw, C] (callers crop the trailing zeros if needed).
+ * zeros elsewhere; y is [N, (H-1)*sh+1, (W-1)*sw+1, C].
  */
 export function zeroInsert(x: tf.Tensor4D, strides: Pair): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   if (strides[0] === 1 && strides[1] === 1) return x;
   const win: Window2D = { size: [1, 1], strides, dilations: [1, 1], out: [h, w], padBefore: [0, 0] };
-  return scatterWindows([x], win, [n, h * strides[0], w * strides[1], c]);
+  return scatterWindows(x, win, [n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, c]);
 }
