@@ -65,10 +65,16 @@ async function createThreadedBackend(threads: number): Promise<BackendWasm> {
   const factory = require(mainScript) as Factory;
   const worker = workerScript();
   const binary = fs.readFileSync(path.join(dir, `${BASENAME}.wasm`));
+  let fail: (reason: unknown) => void = () => {};
+  let timer: NodeJS.Timeout | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+    timer = setTimeout(() => reject(new Error('threaded wasm did not start')), INIT_TIMEOUT_MS);
+  });
   const instantiateWasm: Instantiate = (imports, receive) => {
     // The C++ side uses min(threads requested, logical cores / 2).
     imports.env.emscripten_num_logical_cores = () => 2 * threads;
-    void WebAssembly.instantiate(binary, imports).then((r) => receive(r.instance, r.module));
+    WebAssembly.instantiate(binary, imports).then((r) => receive(r.instance, r.module), fail);
     return {};
   };
   const loading = factory({
@@ -76,11 +82,7 @@ async function createThreadedBackend(threads: number): Promise<BackendWasm> {
     mainScriptUrlOrBlob: mainScript,
     instantiateWasm,
   });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('threaded wasm did not start')), INIT_TIMEOUT_MS);
-  });
-  const module = await Promise.race([loading, timeout]).finally(() => clearTimeout(timer));
+  const module = await Promise.race([loading, failed]).finally(() => clearTimeout(timer));
   module.tfjs = {
     init: module.cwrap('init', null, []),
     initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
@@ -93,7 +95,7 @@ async function createThreadedBackend(threads: number): Promise<BackendWasm> {
   const backend = new BackendWasm(module);
   // XNNPACK's pool threads are now running pthreads, which Emscripten keeps ref'd: without
   // this, Node would never exit on its own.
-  for (const worker of module.PThread.runningWorkers) worker.unref();
+  for (const pthread of module.PThread.runningWorkers) pthread.unref();
   return backend;
 }
 

@@ -31,6 +31,23 @@ export function randomTensor(shape: number[], seed = 1, scale = 1): HostTensor {
   return { dtype: 'float32', shape, data };
 }
 
+/** The ONNX bytes of a model built by the test's builder callback. */
+export function buildModel(build: (g: GraphBuilder) => void, opset = 17): Uint8Array {
+  const g = new GraphBuilder({ opset });
+  build(g);
+  return g.toBytes();
+}
+
+/** ONNX bytes imported as a graph; `name` is the source that error messages name. */
+export function importBytes(bytes: Uint8Array, name = 'x.onnx'): ImportedGraph {
+  return new ImportedGraph({ proto: decodeModel(bytes, name) }, name);
+}
+
+/** Build a model with the builder callback and import it (the caller disposes the graph). */
+export function importModel(build: (g: GraphBuilder) => void, opset = 17): ImportedGraph {
+  return importBytes(buildModel(build, opset));
+}
+
 function toOrt(h: HostTensor): ort.Tensor {
   const type = h.dtype === 'int64' ? 'int64' : h.dtype === 'bool' ? 'bool' : h.dtype === 'int32' ? 'int32' : 'float32';
   return new ort.Tensor(type, h.data as Float32Array, h.shape);
@@ -55,7 +72,7 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, HostTensor
 }
 
 export function runTfjs(bytes: Uint8Array, feeds: Record<string, HostTensor>, training = false): Record<string, { data: Float64Array; dims: number[] }> {
-  const graph = new ImportedGraph({ proto: decodeModel(bytes, 'test.onnx') }, 'test.onnx');
+  const graph = importBytes(bytes, 'test.onnx');
   try {
     const res: Record<string, { data: Float64Array; dims: number[] }> = {};
     tf.tidy(() => {
@@ -70,9 +87,7 @@ export function runTfjs(bytes: Uint8Array, feeds: Record<string, HostTensor>, tr
 
 /** Build, run in both runtimes, and assert every output matches within tolerance. */
 export async function expectMatchesOrt(build: (g: GraphBuilder) => void, feeds: Record<string, HostTensor>, opts: CompareOptions = {}): Promise<void> {
-  const g = new GraphBuilder({ opset: opts.opset ?? 17 });
-  build(g);
-  const bytes = g.toBytes();
+  const bytes = buildModel(build, opts.opset);
   const ref = await runOrt(bytes, feeds);
   for (const backend of opts.backends ?? (['wasm', 'cpu'] as BackendName[])) {
     await initBackend(backend);

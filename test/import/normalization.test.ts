@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel } from '../../src/onnx/model.js';
+import type { GraphBuilder } from '../../src/onnx/builder.js';
 import type { HostTensor } from '../../src/onnx/tensor.js';
-import { ImportedGraph } from '../../src/import/graph.js';
 import { initBackend } from '../../src/engine/backend.js';
-import { expectMatchesOrt, randomTensor, runOrt } from '../helpers/ops.js';
+import { lossGradientError } from '../helpers/gradcheck.js';
+import { expectMatchesOrt, importModel, randomTensor } from '../helpers/ops.js';
 
 type Attrs = Record<string, number | number[] | string | { float: number }>;
 
@@ -31,12 +30,6 @@ function batchNormModel(g: GraphBuilder, shape: number[], attrs: Attrs, outputs 
   for (const [name, t] of Object.entries(params)) g.initializer(name, t);
   g.node('BatchNormalization', [x, 'scale', 'bias', 'mean', 'var'], outputs, attrs, { name: 'bn1' });
   for (const o of outputs) if (o) g.output(o);
-}
-
-function importModel(build: (g: GraphBuilder) => void, opset = 17): ImportedGraph {
-  const g = new GraphBuilder({ opset });
-  build(g);
-  return new ImportedGraph({ proto: decodeModel(g.toBytes(), 'x.onnx') }, 'x.onnx');
 }
 
 describe('BatchNormalization, inference', () => {
@@ -175,29 +168,6 @@ describe('unsupported attributes fail at import, naming node and op', () => {
   });
 });
 
-/**
- * Central-difference check of the gradient of a scalar function at x0 for a sample of input
- * elements: the largest error relative to the largest gradient entry.
- */
-function gradientError(loss: (x: tf.Tensor) => tf.Scalar, x0: tf.Tensor, samples = 40, eps = 1e-2): number {
-  return tf.tidy(() => {
-    const analytic = tf.grad(loss)(x0).dataSync();
-    const base = x0.dataSync();
-    const scale = Math.max(...Array.from(analytic, Math.abs));
-    let worst = 0;
-    for (let k = 0; k < samples; k++) {
-      const i = Math.floor((k * base.length) / samples);
-      const at = (d: number) => {
-        const xs = Float32Array.from(base);
-        xs[i] += d;
-        return loss(tf.tensor(xs, x0.shape)).dataSync()[0];
-      };
-      worst = Math.max(worst, Math.abs((at(eps) - at(-eps)) / (2 * eps) - analytic[i]) / scale);
-    }
-    return worst;
-  });
-}
-
 describe('BatchNormalization gradients in training mode', () => {
   for (const backend of ['wasm', 'cpu'] as const) {
     it(`first and second order match finite differences (${backend})`, async () => {
@@ -209,10 +179,10 @@ describe('BatchNormalization gradients in training mode', () => {
         const v = tf.randomUniform(x4.shape, -1, 1, 'float32', 6);
         // sum(y · w): batch statistics make dL/dx depend on every element of the channel.
         const loss = (x: tf.Tensor) => tf.sum(tf.mul(graph.run({ x }, { training: true }).outputs.get('y')!, w)) as tf.Scalar;
-        expect(gradientError(loss, x0)).toBeLessThan(1e-2);
+        expect(lossGradientError(loss, x0)).toBeLessThan(1e-2);
         // Double backprop: d/dx of (dL/dx · v).
         const gradDot = (x: tf.Tensor) => tf.sum(tf.mul(tf.grad(loss)(x), v)) as tf.Scalar;
-        expect(gradientError(gradDot, x0)).toBeLessThan(1e-2);
+        expect(lossGradientError(gradDot, x0)).toBeLessThan(1e-2);
         // The learnable scale and bias get gradients too.
         const { grads } = tf.variableGrads(() => loss(x0), graph.trainableVariables());
         expect(Object.keys(grads).map((k) => k.split('/').pop()).sort()).toEqual(['bias', 'scale']);

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel } from '../../src/onnx/model.js';
-import { ImportedGraph } from '../../src/import/graph.js';
+import type { ImportedGraph } from '../../src/import/graph.js';
 import { initBackend } from '../../src/engine/backend.js';
-import { expectMatchesOrt, randomTensor } from '../helpers/ops.js';
+import { lossGradientError } from '../helpers/gradcheck.js';
+import { expectMatchesOrt, importModel, randomTensor } from '../helpers/ops.js';
 
 type Attrs = Record<string, number | number[] | string>;
 
@@ -93,12 +92,13 @@ describe('global pools', () => {
   });
 });
 
+/** One pooling node named pool1 on x, imported. */
 function importOne(op: string, attrs: Attrs, outputs: string[] = ['y'], opset = 17): ImportedGraph {
-  const g = new GraphBuilder({ opset });
-  g.input('x', x4.shape);
-  g.node(op, ['x'], outputs, attrs, { name: 'pool1' });
-  for (const o of outputs) g.output(o);
-  return new ImportedGraph({ proto: decodeModel(g.toBytes(), 'x.onnx') }, 'x.onnx');
+  return importModel((g) => {
+    g.input('x', x4.shape);
+    g.node(op, ['x'], outputs, attrs, { name: 'pool1' });
+    for (const o of outputs) g.output(o);
+  }, opset);
 }
 
 describe('unsupported attributes fail at import, naming node and op', () => {
@@ -117,29 +117,6 @@ describe('unsupported attributes fail at import, naming node and op', () => {
   }
 });
 
-/**
- * Central-difference check of the gradient of a scalar function at x0 for a sample of input
- * elements: the largest error relative to the largest gradient entry.
- */
-function gradientError(loss: (x: tf.Tensor) => tf.Scalar, x0: tf.Tensor, samples = 40, eps = 1e-2): number {
-  return tf.tidy(() => {
-    const analytic = tf.grad(loss)(x0).dataSync();
-    const base = x0.dataSync();
-    const scale = Math.max(...Array.from(analytic, Math.abs));
-    let worst = 0;
-    for (let k = 0; k < samples; k++) {
-      const i = Math.floor((k * base.length) / samples);
-      const at = (d: number) => {
-        const xs = Float32Array.from(base);
-        xs[i] += d;
-        return loss(tf.tensor(xs, x0.shape)).dataSync()[0];
-      };
-      worst = Math.max(worst, Math.abs((at(eps) - at(-eps)) / (2 * eps) - analytic[i]) / scale);
-    }
-    return worst;
-  });
-}
-
 describe('gradients', () => {
   for (const backend of ['wasm', 'cpu'] as const) {
     it(`AveragePool count_include_pad=0 with pads and ceil_mode (${backend})`, async () => {
@@ -150,7 +127,7 @@ describe('gradients', () => {
         const w = tf.randomUniform([2, 3, 5, 6], -1, 1, 'float32', 3);
         // sum(y · w): every output position weighs its window differently.
         const loss = (x: tf.Tensor) => tf.sum(tf.mul(graph.run({ x }).outputs.get('y')!, w)) as tf.Scalar;
-        expect(gradientError(loss, x0)).toBeLessThan(1e-2);
+        expect(lossGradientError(loss, x0)).toBeLessThan(1e-2);
         tf.dispose([x0, w]);
       } finally {
         graph.dispose();

@@ -1,18 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder, type AttrValue } from '../../src/onnx/builder.js';
-import { decodeModel } from '../../src/onnx/model.js';
+import type { AttrValue, GraphBuilder } from '../../src/onnx/builder.js';
 import type { HostTensor } from '../../src/onnx/tensor.js';
-import { ImportedGraph } from '../../src/import/graph.js';
 import { initBackend } from '../../src/engine/backend.js';
-import { expectMatchesOrt, randomTensor } from '../helpers/ops.js';
+import { gradientError } from '../helpers/gradcheck.js';
+import { expectMatchesOrt, importModel, randomTensor } from '../helpers/ops.js';
 
 const SHAPE = [2, 3, 5, 7];
 const x4 = randomTensor(SHAPE, 3);
-const floats = (data: number[]): HostTensor => ({ dtype: 'float32', shape: [data.length], data: Float32Array.from(data) });
-const int64 = (data: number[]): HostTensor => ({ dtype: 'int64', shape: [data.length], data: BigInt64Array.from(data.map(BigInt)) });
+const floats = (data: readonly number[]): HostTensor => ({ dtype: 'float32', shape: [data.length], data: Float32Array.from(data) });
+const int64 = (data: readonly number[]): HostTensor => ({ dtype: 'int64', shape: [data.length], data: BigInt64Array.from(data.map(BigInt)) });
 
-type Target = { scales: number[] } | { sizes: number[] };
+type Target = { readonly scales: readonly number[] } | { readonly sizes: readonly number[] };
 
 /** A Resize node (opset ≥ 13 input layout: X, roi, scales, sizes), optionally behind a conv. */
 function resize(g: GraphBuilder, target: Target, attrs: Record<string, AttrValue>, opts: { nhwc?: boolean; shape?: number[] } = {}): void {
@@ -200,12 +199,6 @@ describe('legacy Resize-10 and Upsample', () => {
   }
 });
 
-function importModel(opset: number, build: (g: GraphBuilder) => void): ImportedGraph {
-  const g = new GraphBuilder({ opset });
-  build(g);
-  return new ImportedGraph({ proto: decodeModel(g.toBytes(), 'x.onnx') }, 'x.onnx');
-}
-
 describe('unsupported Resize', () => {
   const cases: [string, number, Record<string, AttrValue>, RegExp][] = [
     ['cubic mode', 13, { mode: 'cubic' }, /mode 'cubic' is not supported/],
@@ -217,56 +210,27 @@ describe('unsupported Resize', () => {
   ];
   for (const [label, opset, attrs, message] of cases) {
     it(`${label} fails at import, naming the node`, () => {
-      expect(() => importModel(opset, (g) => resize(g, { scales: [1, 1, 2, 2] }, attrs))).toThrow(
+      expect(() => importModel((g) => resize(g, { scales: [1, 1, 2, 2] }, attrs), opset)).toThrow(
         new RegExp(`node 'Resize_0' \\(Resize, opset ${opset}\\): ${message.source}`),
       );
     });
   }
   it('both scales and sizes fail at run time, naming the node', async () => {
     await initBackend('cpu');
-    const graph = importModel(13, (g) => {
+    const graph = importModel((g) => {
       g.input('x', SHAPE);
       g.initializer('scales', floats([1, 1, 2, 2]));
       g.initializer('sizes', int64([2, 3, 10, 14]));
       g.node('Resize', ['x', '', 'scales', 'sizes'], ['y']);
       g.output('y');
-    });
+    }, 13);
     try {
-      expect(() => tf.tidy(() => graph.run({ x: tf.zeros(SHAPE) }))).toThrow(/node 'Resize_0' \(Resize, opset 13\): exactly one of scales and sizes/);
+      expect(() => tf.tidy(() => void graph.run({ x: tf.zeros(SHAPE) }))).toThrow(/node 'Resize_0' \(Resize, opset 13\): exactly one of scales and sizes/);
     } finally {
       graph.dispose();
     }
   });
 });
-
-/**
- * Largest error of tf.grad against central differences at a few coordinates, relative to the
- * largest gradient entry, for the loss sum(f(x) · w); with order 2, for the loss
- * sum(∇(that loss)(x) · v), which checks double backprop.
- */
-function gradientError(f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor, order: 1 | 2, eps = 1e-2, probes = 16): number {
-  return tf.tidy(() => {
-    const wave = (shape: number[], phase: number) => tf.sin(tf.add(tf.reshape(tf.range(0, shape.reduce((a, b) => a * b, 1)), shape), phase));
-    const w = wave(f(x).shape, 0);
-    const v = wave(x.shape, 1);
-    const first = (t: tf.Tensor) => tf.sum(tf.mul(f(t), w));
-    const loss = order === 1 ? first : (t: tf.Tensor) => tf.sum(tf.mul(tf.grad(first)(t), v));
-    const g = tf.grad(loss)(x).dataSync();
-    const scale = Math.max(1e-6, ...Array.from(g, Math.abs));
-    const base = x.dataSync();
-    let worst = 0;
-    for (let k = 0; k < probes; k++) {
-      const i = Math.floor(((k + 0.5) / probes) * base.length);
-      const at = (d: number) => {
-        const p = Float32Array.from(base);
-        p[i] += d;
-        return loss(tf.tensor(p, x.shape)).dataSync()[0];
-      };
-      worst = Math.max(worst, Math.abs((at(eps) - at(-eps)) / (2 * eps) - g[i]) / scale);
-    }
-    return worst;
-  });
-}
 
 describe('gradients of Resize', () => {
   for (const backend of ['wasm', 'cpu'] as const) {
@@ -274,7 +238,7 @@ describe('gradients of Resize', () => {
       for (const order of [1, 2] as const) {
         it(`${mode} on ${backend}, ${order === 1 ? 'first order' : 'double backprop'}`, async () => {
           await initBackend(backend);
-          const graph = importModel(13, (g) => resize(g, target, { mode }, { nhwc: true }));
+          const graph = importModel((g) => resize(g, target, { mode }, { nhwc: true }), 13);
           const x = tf.tensor(x4.data as Float32Array, x4.shape);
           try {
             // Squared, so that the second derivative of the (linear) resize is not trivially zero.

@@ -1,13 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll } from 'vitest';
+import { loadFixture } from '../helpers/fixtures.js';
 
-export const FIXTURE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/fixtures/onnx');
-export const FIXTURES = ['lenet5_mnist', 'vggish_bn', 'resnet8_bn', 'mobilemini_dw'] as const;
+export { FIXTURES, maxAbsDiff } from '../helpers/fixtures.js';
 
+/** A fixture model with its bytes, and its reference input and output as flat float32 data. */
 export interface Fixture {
   name: string;
   file: string;
@@ -19,29 +19,17 @@ export interface Fixture {
   opset: number;
 }
 
-function readF32(file: string): Float32Array {
-  const b = readFileSync(file);
-  const out = new Float32Array(b.length / 4);
-  new Uint8Array(out.buffer).set(b);
-  return out;
-}
-
 export function fixture(name: string): Fixture {
-  const file = path.join(FIXTURE_DIR, `${name}.onnx`);
-  const meta = JSON.parse(readFileSync(path.join(FIXTURE_DIR, `${name}.json`), 'utf8')) as {
-    input_shape: number[];
-    output_shape: number[];
-    opset: number;
-  };
+  const f = loadFixture(name);
   return {
     name,
-    file,
-    bytes: readFileSync(file),
-    input: readF32(path.join(FIXTURE_DIR, `${name}.input.f32`)),
-    output: readF32(path.join(FIXTURE_DIR, `${name}.output.f32`)),
-    inputShape: meta.input_shape,
-    outputShape: meta.output_shape,
-    opset: meta.opset,
+    file: f.path,
+    bytes: readFileSync(f.path),
+    input: f.input.data as Float32Array,
+    output: f.output.data as Float32Array,
+    inputShape: f.input.shape,
+    outputShape: f.output.shape,
+    opset: f.opset,
   };
 }
 
@@ -81,10 +69,4 @@ export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
   const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   return ua.every((v, i) => v === ub[i]);
-}
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }

@@ -46,12 +46,40 @@ function asAttrs(attrs: tf.NamedAttrMap): ConvAttrs {
   return attrs as unknown as ConvAttrs;
 }
 
+/**
+ * Backends whose own backprop kernel beats Harden's composition (see bench-kernels):
+ * tensorflow's are optimized C++; cpu's input gradients cost about its forward conv (and
+ * skip the zeros a strided composition multiplies) while its filter gradients cost 10-70x
+ * more; wasm's Conv2DBackpropInput is 10x its forward and it has no other backprop kernel.
+ * Either way the result stays differentiable: the backprop kernels' gradients are below.
+ */
+const NATIVE_BACKPROP = { input: new Set(['tensorflow', 'cpu']), filter: new Set(['tensorflow']) };
+
+function preferNative(which: 'input' | 'filter', kernelName: string, a: ConvAttrs): boolean {
+  const backend = tf.getBackend();
+  // tfjs's backprop kernels ignore dilations.
+  return NATIVE_BACKPROP[which].has(backend) && pair(a.dilations as number | number[] | undefined).every((d) => d === 1)
+    && tf.getKernel(kernelName, backend) != null;
+}
+
+function runKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor4D {
+  return tf.engine().runKernel(kernelName, inputs, attrs as tf.NamedAttrMap) as tf.Tensor4D;
+}
+
 /** Gradient configs for the family's forward kernel and both of its backprop kernels. */
 export function familyGradients(f: ConvFamily): tf.GradConfig[] {
-  const info = (x: number[], w: number[], a: ConvAttrs) => convInfo(x, w, a, f.depthwise);
-  const native = tf.getGradient(f.kernels.forward);
+  const { forward: forwardKernel, backpropInput: inputKernel, backpropFilter: filterKernel } = f.kernels;
+  const inputGrad = (dy: tf.Tensor4D, filter: tf.Tensor4D, a: ConvAttrs, xShape: number[]) =>
+    preferNative('input', inputKernel, a)
+      ? runKernel(inputKernel, { dy, filter }, { ...a, dataFormat: 'NHWC', inputShape: xShape })
+      : f.inputGrad(dy, filter, convInfo(xShape, filter.shape, a, f.depthwise));
+  const filterGrad = (x: tf.Tensor4D, dy: tf.Tensor4D, a: ConvAttrs, filterShape: number[]) =>
+    preferNative('filter', filterKernel, a)
+      ? runKernel(filterKernel, { x, dy }, { ...a, dataFormat: 'NHWC', filterShape })
+      : f.filterGrad(x, dy, convInfo(x.shape, filterShape, a, f.depthwise));
+  const native = tf.getGradient(forwardKernel);
   const forward: tf.GradConfig = {
-    kernelName: f.kernels.forward,
+    kernelName: forwardKernel,
     inputsToSave: ['x', 'filter'],
     gradFunc: (dy, saved, attrs): GradMap => {
       const a = asAttrs(attrs);
@@ -59,34 +87,27 @@ export function familyGradients(f: ConvFamily): tf.GradConfig[] {
       if (a.dataFormat === 'NCHW' && native != null) return native.gradFunc(dy, saved, attrs);
       const [x, filter] = saved as tf.Tensor4D[];
       const g = dy as tf.Tensor4D;
-      const i = info(x.shape, filter.shape, a);
-      return { x: () => f.inputGrad(g, filter, i), filter: () => f.filterGrad(x, g, i) };
+      return { x: () => inputGrad(g, filter, a, x.shape), filter: () => filterGrad(x, g, a, filter.shape) };
     },
   };
   const backpropInput: tf.GradConfig = {
-    kernelName: f.kernels.backpropInput,
+    kernelName: inputKernel,
     inputsToSave: ['dy', 'filter'],
     gradFunc: (ddx, saved, attrs): GradMap => {
       const [dy, filter] = saved as tf.Tensor4D[];
       const g = ddx as tf.Tensor4D;
       const a = asAttrs(attrs);
-      return {
-        dy: () => f.forward(g, filter, a),
-        filter: () => f.filterGrad(g, dy, info(g.shape, filter.shape, a)),
-      };
+      return { dy: () => f.forward(g, filter, a), filter: () => filterGrad(g, dy, a, filter.shape) };
     },
   };
   const backpropFilter: tf.GradConfig = {
-    kernelName: f.kernels.backpropFilter,
+    kernelName: filterKernel,
     inputsToSave: ['x', 'dy'],
     gradFunc: (ddw, saved, attrs): GradMap => {
       const [x, dy] = saved as tf.Tensor4D[];
       const g = ddw as tf.Tensor4D;
       const a = asAttrs(attrs);
-      return {
-        x: () => f.inputGrad(dy, g, info(x.shape, g.shape, a)),
-        dy: () => f.forward(x, g, a),
-      };
+      return { x: () => inputGrad(dy, g, a, x.shape), dy: () => f.forward(x, g, a) };
     },
   };
   return [forward, backpropInput, backpropFilter];

@@ -12,6 +12,7 @@ import { maxPoolArgmaxKernel, poolingGradients } from './pooling.js';
 import { replaceKernel } from './registry.js';
 import { indexingKernels } from './indexing.js';
 import { smoothGradients } from './smooth.js';
+import { softmaxGradient } from './softmax.js';
 
 let registered = false;
 
@@ -29,6 +30,7 @@ export function registerHardenKernels(): void {
     ...poolingGradients,
     ...activationGradients,
     ...smoothGradients,
+    softmaxGradient,
     ...nonDifferentiableGradients,
   ];
   for (const g of gradients) {

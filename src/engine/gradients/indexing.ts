@@ -29,6 +29,10 @@ function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.Tensor {
   for (let i = 0; i < ids.length; i++) {
     const segment = ids[i];
     if (segment < 0 || segment >= numSegments) continue; // dropped, as tfjs does
+    if (inner === 1) {
+      out[segment] += values[i];
+      continue;
+    }
     const src = i * inner;
     const dst = segment * inner;
     for (let k = 0; k < inner; k++) out[dst + k] += values[src + k];

@@ -31,15 +31,17 @@ function maxPoolArgmax({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
   const best = new Float32Array(positions * c).fill(-Infinity);
   const argmax = new Int32Array(positions * c).fill(-1);
   // Taps in row-major window order and a strict '>': the first maximum wins.
-  for (let t = 0; t < ids.length; t++) {
-    if (ids[t] < 0) continue;
-    const src = ids[t] * c;
-    const dst = (t % positions) * c;
-    for (let ch = 0; ch < c; ch++) {
-      const v = values[src + ch];
-      if (v > best[dst + ch]) {
-        best[dst + ch] = v;
-        argmax[dst + ch] = src + ch;
+  for (let tap = 0, t = 0; tap < ids.length / positions; tap++) {
+    for (let p = 0; p < positions; p++, t++) {
+      if (ids[t] < 0) continue;
+      const src = ids[t] * c;
+      const dst = p * c;
+      for (let ch = 0; ch < c; ch++) {
+        const v = values[src + ch];
+        if (v > best[dst + ch]) {
+          best[dst + ch] = v;
+          argmax[dst + ch] = src + ch;
+        }
       }
     }
   }

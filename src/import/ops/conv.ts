@@ -1,28 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { registerOp, type NodeInfo } from '../registry.js';
-import { DeviceValue, toTensor, type Value } from '../values.js';
-import { dilateSpatial, explicitPads, padOrCrop, readWindow, tfPadding, withKernel, type Window2D } from './spatial.js';
+import { registerOp } from '../registry.js';
+import { DeviceValue, toTensor } from '../values.js';
+import { dilateSpatial, explicitPads, padOrCrop, readWindow, spatialInput, spatialOutput, tfPadding, withKernel, type Window2D } from './spatial.js';
 
 /**
  * Conv and ConvTranspose, 1-D (as 2-D with H = 1) and 2-D, computed in NHWC. Grouped convs
  * run as one depthwise conv when group = channels, otherwise per group.
  */
-
-/** An NHWC view of a rank-3 (1-D conv) or rank-4 input. */
-function spatialInput(x: Value, node: NodeInfo): { t: tf.Tensor4D; oneD: boolean } {
-  if (x.kind !== 'device') node.fail('input must be a tensor');
-  if (x.rank === 4) return { t: x.nhwc(), oneD: false };
-  if (x.rank === 3) {
-    const t = x.onnx(); // [N, C, L] → [N, 1, L, C]
-    return { t: t.transpose([0, 2, 1]).expandDims(1) as tf.Tensor4D, oneD: true };
-  }
-  return node.fail(`rank-${x.rank} input is not supported (only 1-D and 2-D convolutions)`);
-}
-
-function spatialOutput(y: tf.Tensor4D, oneD: boolean): DeviceValue {
-  if (!oneD) return new DeviceValue(y, 'nhwc');
-  return new DeviceValue(y.squeeze([1]).transpose([0, 2, 1])); // [N, 1, L, C] → [N, C, L]
-}
 
 /** ONNX weight [O, I, kh, kw] (or [O, I, k] for 1-D) as rank 4. */
 function weight4(w: tf.Tensor): tf.Tensor4D {
@@ -43,7 +27,7 @@ registerOp({
     const attrWin = readWindow(node);
     return (inputs) => {
       const [xv, wv, bv] = inputs;
-      const { t: x, oneD } = spatialInput(xv!, node);
+      const { t: x, oneD } = spatialInput(xv, node);
       const w = weight4(toTensor(wv!));
       const win = withKernel(attrWin, w.shape[2], w.shape[3]);
       const pad = tfPadding(explicitPads(win, x.shape[1], x.shape[2]));
@@ -80,7 +64,7 @@ registerOp({
     const attrWin = readWindow(node);
     return (inputs) => {
       const [xv, wv, bv] = inputs;
-      const { t: x, oneD } = spatialInput(xv!, node);
+      const { t: x, oneD } = spatialInput(xv, node);
       if (oneD) node.fail('1-D ConvTranspose is not supported');
       const w = weight4(toTensor(wv!));
       const win = withKernel(attrWin, w.shape[2], w.shape[3]);

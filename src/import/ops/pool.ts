@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { registerOp, type NodeInfo } from '../registry.js';
-import { DeviceValue, type Value } from '../values.js';
-import { explicitPads, readWindow, type Window2D } from './spatial.js';
+import { DeviceValue } from '../values.js';
+import { explicitPads, readWindow, spatialInput, spatialOutput, type Window2D } from './spatial.js';
 
 /**
  * MaxPool and AveragePool (1-D as 2-D with H = 1, and 2-D) and the global pools, computed in NHWC.
@@ -89,17 +89,6 @@ function pool2d(x: tf.Tensor4D, opts: PoolOptions): tf.Tensor4D {
   return tf.mul(y, tf.tensor4d(scale, [1, rows.out, cols.out, 1]));
 }
 
-/** The input as NHWC: rank 4 as is, rank 3 ([N, C, L], a 1-D pool) as [N, 1, L, C]. */
-function spatialInput(v: Value | undefined, node: NodeInfo, rank: number): tf.Tensor4D {
-  if (!v || v.kind !== 'device') return node.fail('input must be a tensor');
-  if (v.rank !== rank) node.fail(`a ${rank - 2}-D window needs a rank-${rank} input, got rank ${v.rank}`);
-  return rank === 4 ? v.nhwc() : tf.expandDims(tf.transpose(v.onnx(), [0, 2, 1]), 1);
-}
-
-function spatialOutput(y: tf.Tensor4D, rank: number): DeviceValue {
-  return rank === 4 ? new DeviceValue(y, 'nhwc') : new DeviceValue(tf.transpose(tf.squeeze(y, [1]), [0, 2, 1]));
-}
-
 function registerPool(opType: string, kind: PoolKind): void {
   registerOp({
     opType,
@@ -120,8 +109,8 @@ function registerPool(opType: string, kind: PoolKind): void {
       }
       const opts: PoolOptions = { node, kind, win, ceil, countPad };
       return (inputs) => {
-        const x = spatialInput(inputs[0], node, spatialRank + 2);
-        return [spatialOutput(pool2d(x, opts), spatialRank + 2)];
+        const { t: x, oneD } = spatialInput(inputs[0], node, spatialRank + 2);
+        return [spatialOutput(pool2d(x, opts), oneD)];
       };
     },
   });

@@ -1,5 +1,30 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NodeInfo } from '../registry.js';
+import { DeviceValue, type Value } from '../values.js';
+
+/** A sliding-window op's input seen as NHWC; `oneD` when it was a rank-3 [N, C, L] value. */
+export interface SpatialInput {
+  t: tf.Tensor4D;
+  oneD: boolean;
+}
+
+/**
+ * The NHWC view of a window op's input: rank 4 as is, rank 3 ([N, C, L], a 1-D window) lifted
+ * to [N, 1, L, C]. With `rank`, an input of another rank fails naming it.
+ */
+export function spatialInput(v: Value | undefined, node: NodeInfo, rank?: number): SpatialInput {
+  if (!v || v.kind !== 'device') return node.fail('input must be a tensor');
+  if (rank !== undefined && v.rank !== rank) node.fail(`a ${rank - 2}-D window needs a rank-${rank} input, got rank ${v.rank}`);
+  if (v.rank === 4) return { t: v.nhwc(), oneD: false };
+  if (v.rank === 3) return { t: tf.expandDims(tf.transpose(v.onnx(), [0, 2, 1]), 1), oneD: true };
+  return node.fail(`rank-${v.rank} input is not supported (only 1-D and 2-D windows)`);
+}
+
+/** The inverse of `spatialInput` for the result: NHWC-held, or back to [N, C, L] when 1-D. */
+export function spatialOutput(y: tf.Tensor4D, oneD: boolean): DeviceValue {
+  if (!oneD) return new DeviceValue(y, 'nhwc');
+  return new DeviceValue(tf.transpose(tf.squeeze(y, [1]), [0, 2, 1])); // [N, 1, L, C] → [N, C, L]
+}
 
 /** Geometry of a 2-D sliding-window op (Conv, pooling), read and validated from ONNX attributes. */
 export interface Window2D {
