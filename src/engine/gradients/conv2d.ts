@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ConvAttrs, ConvFamily, ConvInfo } from './conv-family.js';
 import { extractWindows, zeroInsert } from './windows.js';
-import { flipSpatial, padOrCrop, type Pair } from './util.js';
+import { cropSpatial, flipSpatial, type Pair } from './util.js';
 
 type Explicit = tf.backend_util.ExplicitPadding;
 
@@ -34,10 +34,10 @@ function geometry(info: ConvInfo) {
 
 /** Splits signed pad amounts into a crop of `x` (negative parts) and conv padding (positive). */
 function cropThenPad(x: tf.Tensor4D, amounts: [Pair, Pair]): { input: tf.Tensor4D; pad: Explicit } {
-  const neg = (v: number) => Math.min(v, 0);
+  const cut = (v: number) => Math.max(-v, 0);
   const pos = (v: number) => Math.max(v, 0);
   const [[t, b], [l, r]] = amounts;
-  return { input: padOrCrop(x, [[neg(t), neg(b)], [neg(l), neg(r)]]), pad: explicit(pos(t), pos(b), pos(l), pos(r)) };
+  return { input: cropSpatial(x, [[cut(t), cut(b)], [cut(l), cut(r)]]), pad: explicit(pos(t), pos(b), pos(l), pos(r)) };
 }
 
 /**

@@ -1,6 +1,8 @@
 /**
- * Registers Harden's gradients (backend-independent) and the kernels the wasm backend is
- * missing. Idempotent; `initBackend` calls it.
+ * Registers Harden's gradients (backend-independent, all differentiable again so H v is
+ * exact) and kernels: the backprop kernels wasm lacks, single-pass gather / segment sum on
+ * wasm and cpu, and the max-pool argmax kernel. Idempotent; `initBackend` calls it after
+ * tfjs's own gradients are registered (they must not override these).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { activationGradients } from './activations.js';

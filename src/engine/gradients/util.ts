@@ -28,25 +28,11 @@ export function detach(t: tf.TensorInfo): tf.Tensor {
   return engine.makeTensorFromDataId(t.dataId, t.shape, t.dtype);
 }
 
-/**
- * Pads (positive amounts) or crops (negative amounts) the two spatial axes of an NHWC
- * tensor: `[[top, bottom], [left, right]]`. Its gradient is padOrCrop with negated amounts.
- */
-export function padOrCrop(x: tf.Tensor4D, amounts: [Pair, Pair], value = 0): tf.Tensor4D {
-  const [[top, bottom], [left, right]] = amounts;
+/** Removes `[[top, bottom], [left, right]]` rows/columns (all >= 0) from an NHWC tensor. */
+export function cropSpatial(x: tf.Tensor4D, [[top, bottom], [left, right]]: [Pair, Pair]): tf.Tensor4D {
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return x;
   const [n, h, w, c] = x.shape;
-  let y = x;
-  if (top < 0 || bottom < 0 || left < 0 || right < 0) {
-    const t = Math.max(-top, 0);
-    const l = Math.max(-left, 0);
-    const size: Shape4 = [n, h - t - Math.max(-bottom, 0), w - l - Math.max(-right, 0), c];
-    y = tf.slice(y, [0, t, l, 0], size);
-  }
-  if (top > 0 || bottom > 0 || left > 0 || right > 0) {
-    const p = (a: number) => Math.max(a, 0);
-    y = tf.pad(y, [[0, 0], [p(top), p(bottom)], [p(left), p(right)], [0, 0]], value);
-  }
-  return y;
+  return tf.slice(x, [0, top, left, 0], [n, h - top - bottom, w - left - right, c]);
 }
 
 /** Flips a [kh, kw, ...] filter along both spatial axes. */
