@@ -14,6 +14,7 @@ import { maxPoolArgmaxKernel, poolingGradients } from './pooling.js';
 import { replaceKernel } from './registry.js';
 import { indexingKernels } from './indexing.js';
 import { smoothGradients } from './smooth.js';
+import { batchMatMulGradient } from './matmul.js';
 import { softmaxGradient } from './softmax.js';
 
 let registered = false;
@@ -32,6 +33,7 @@ export function registerHardenKernels(): void {
     ...poolingGradients,
     ...activationGradients,
     ...smoothGradients,
+    batchMatMulGradient,
     softmaxGradient,
     ...nonDifferentiableGradients,
   ];

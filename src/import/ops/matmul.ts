@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { registerOp } from '../registry.js';
 import { DeviceValue, type Value } from '../values.js';
 import { hostToTensor } from '../host.js';
+import { plainMatMul } from '../../engine/gradients/matmul.js';
 
 /** MatMul (numpy semantics, batched) and Gemm (2-D, with transposes, alpha, beta and C). */
 
@@ -54,7 +55,7 @@ registerOp({
       const A = tensorOf(inputs[0]!);
       const B = tensorOf(inputs[1]!);
       if (A.rank !== 2 || B.rank !== 2) node.fail(`inputs must be 2-D, got ranks ${A.rank} and ${B.rank}`);
-      let y = tf.matMul(A, B, transA, transB);
+      let y = plainMatMul(A, B, transA, transB);
       if (alpha !== 1) y = tf.mul(y, alpha);
       if (inputs[2]) {
         const C = tensorOf(inputs[2]);
