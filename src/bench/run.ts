@@ -8,6 +8,7 @@ import { TfjsTrainable } from '../engine/tfjs-engine.js';
 import { createSession, runSession } from '../verify/ort.js';
 import { Random } from '../util/random.js';
 import type { HostTensor } from '../onnx/tensor.js';
+import { benchKernels } from '../engine/bench-kernels.js';
 
 /**
  * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
@@ -35,7 +36,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -46,6 +47,9 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     reps: Number(get('--reps') ?? 10),
     leakSteps: Number(get('--leak-steps') ?? 100),
     models: (get('--models') ?? MODELS.map((m) => m.name).join(',')).split(','),
+    kernels: !args.includes('--no-kernels'),
+    // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
+    kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
   };
 }
 
@@ -89,7 +93,9 @@ async function main(): Promise<void> {
       results.push({ model: m.name, backend: active, batch: m.batch, ...r, pytorchTrainMs: m.pytorchTrainMs, trainVsPytorch: ratio });
     }
   }
-  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results };
+  // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
+  const kernels = opts.kernels ? await benchKernels({ backends: opts.kernelBackends, repeats: opts.reps }) : undefined;
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, kernels };
   const out = path.join(ROOT, 'bench-results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));
