@@ -5,6 +5,7 @@ import { HardenError, ExitCode } from '../errors.js';
 import { initBackend, type BackendName } from '../engine/backend.js';
 import { inspectModel, formatInspect } from './inspect.js';
 import { checkModel, formatCheck } from './check.js';
+import { runTrain } from './train.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -47,6 +48,71 @@ export async function main(argv: string[]): Promise<number> {
         const report = await checkModel(args.model, { batch: args.batch, seed: args.seed, tolerance: args.tolerance, backend });
         print(args.json, report, formatCheck(report));
         if (!report.pass) exitCode = ExitCode.CheckFailed;
+      },
+    )
+    .command(
+      'train',
+      'Train from scratch (--arch) or fine-tune an ONNX model (--model; a new head when the class count changes), evaluate under onnxruntime, checkpoint every epoch',
+      (y) =>
+        y
+          .option('data', { type: 'string', demandOption: true, describe: "Training data spec, e.g. 'fashion-mnist:split=train'" })
+          .option('test-data', { type: 'string', describe: 'Test data spec, evaluated under onnxruntime after every epoch' })
+          .option('arch', { type: 'string', describe: 'Architecture to train from scratch: lenet5, vgg-small, resnet8, resnet20, mobilenet-small' })
+          .option('model', { type: 'string', describe: 'ONNX model to fine-tune' })
+          .option('classes', { type: 'number', describe: 'Number of classes (default: the training data\'s)' })
+          .option('new-head', { type: 'boolean', default: false, describe: 'With --model: a freshly initialized classifier even if the class count is unchanged' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the trained model' })
+          .option('epochs', { type: 'number', default: 5 })
+          .option('batch-size', { type: 'number', default: 64 })
+          .option('optimizer', { choices: ['sgd', 'momentum', 'adam'] as const, default: 'adam' as const })
+          .option('lr', { type: 'number', default: 1e-3, describe: 'Learning rate' })
+          .option('momentum', { type: 'number', default: 0.9 })
+          .option('weight-decay', { type: 'number', default: 0 })
+          .option('schedule', { choices: ['constant', 'step', 'cosine'] as const, default: 'constant' as const })
+          .option('step-every', { type: 'number', default: 10, describe: "For --schedule step: epochs between rate drops" })
+          .option('gamma', { type: 'number', default: 0.1, describe: 'For --schedule step: factor of each drop' })
+          .option('train', { type: 'string', default: 'all', describe: 'What to train: all, head, or last-K (the last K layers with weights)' })
+          .option('augment', { type: 'boolean', default: false, describe: 'Random crop (4 px) and horizontal flip' })
+          .option('seed', { type: 'number', default: 0 })
+          .option('checkpoint-dir', { type: 'string', describe: 'Checkpoint folder (default: <output>.ckpt)' })
+          .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last checkpoint' })
+          .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output file' }),
+      async (args) => {
+        const positive = (name: string, v: number) => {
+          if (!Number.isInteger(v) || v < 1) throw new HardenError(`--${name} must be a positive integer, got ${v}`);
+        };
+        positive('epochs', args.epochs);
+        positive('batch-size', args['batch-size']);
+        if (args.classes !== undefined) positive('classes', args.classes);
+        if (!(args.lr > 0)) throw new HardenError(`--lr must be > 0, got ${args.lr}`);
+        if (!(args['weight-decay'] >= 0)) throw new HardenError(`--weight-decay must be >= 0, got ${args['weight-decay']}`);
+        await initBackend(args.backend as BackendName | 'auto');
+        const summary = await runTrain({
+          data: args.data,
+          testData: args['test-data'],
+          arch: args.arch,
+          model: args.model,
+          classes: args.classes,
+          output: args.output,
+          resume: args.resume,
+          checkpointDir: args['checkpoint-dir'],
+          json: args.json,
+          overwrite: args.overwrite,
+          newHead: args['new-head'],
+          settings: {
+            epochs: args.epochs,
+            batchSize: args['batch-size'],
+            optimizer: { kind: args.optimizer, learningRate: args.lr, momentum: args.momentum, weightDecay: args['weight-decay'] },
+            schedule: args.schedule,
+            stepEvery: args['step-every'],
+            gamma: args.gamma,
+            train: args.train,
+            augment: args.augment,
+            seed: args.seed,
+          },
+        });
+        const last = (summary.history as { test?: { accuracy: number } }[]).at(-1);
+        print(args.json, summary, `wrote ${summary.output}` + (last?.test ? ` (test accuracy ${(100 * last.test.accuracy).toFixed(2)} %)` : ''));
       },
     )
     .demandCommand(1, 'Name a command (see harden --help).')

@@ -32,6 +32,7 @@ export class TfjsTrainable implements TrainableGraph {
   readonly parameterNames: readonly string[];
   private optimizer?: tf.Optimizer;
   private optimizerSpec: OptimizerSpec = { kind: 'sgd', learningRate: 0.01 };
+  private trainable: Set<string> | undefined;
   seed = 0;
 
   constructor(model: OnnxModel, source?: string) {
@@ -94,7 +95,7 @@ export class TfjsTrainable implements TrainableGraph {
   async trainStep(x: HostTensor, labels: Int32Array): Promise<number> {
     this.optimizer ??= makeOptimizer(this.optimizerSpec);
     const stats = new Map<string, tf.Tensor>();
-    const vars = this.graph.trainableVariables();
+    const vars = this.trainableVariables();
     const loss = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(this.lossFn(x, labels, true, stats), vars);
       const wd = this.optimizerSpec.weightDecay ?? 0;
@@ -109,6 +110,53 @@ export class TfjsTrainable implements TrainableGraph {
     const value = (await loss.data())[0];
     loss.dispose();
     return value;
+  }
+
+  private trainableVariables(): tf.Variable[] {
+    const names = this.trainable ? this.parameterNames.filter((n) => this.trainable!.has(n)) : this.parameterNames;
+    return names.map((n) => this.graph.variables.get(n)!);
+  }
+
+  setTrainable(names: readonly string[] | 'all'): void {
+    if (names === 'all') {
+      this.trainable = undefined;
+      return;
+    }
+    const unknown = names.filter((n) => !this.parameterNames.includes(n));
+    if (unknown.length) throw new HardenError(`${this.graph.source}: no learnable parameter named ${unknown.map((n) => `'${n}'`).join(', ')}`);
+    this.trainable = new Set(names);
+  }
+
+  setLearningRate(learningRate: number): void {
+    this.optimizerSpec = { ...this.optimizerSpec, learningRate };
+    if (!this.optimizer) return;
+    // tfjs optimizers read `learningRate` on every step; only SGD/momentum expose a setter.
+    (this.optimizer as unknown as { learningRate: number }).learningRate = learningRate;
+    const sgd = this.optimizer as unknown as { setLearningRate?: (lr: number) => void };
+    if (typeof sgd.setLearningRate === 'function') sgd.setLearningRate(learningRate);
+  }
+
+  async optimizerState(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const state = new Map<string, { shape: number[]; data: Float32Array }>();
+    if (!this.optimizer) return state;
+    // Slots are keyed by tfjs variable names, which carry a per-process graph prefix: store ONNX names.
+    const toOnnx = new Map([...this.graph.variables].map(([onnx, v]) => [v.name, onnx]));
+    for (const [i, { name, tensor }] of (await this.optimizer.getWeights()).entries()) {
+      // Several slots per variable (Adam's two moments) share a name: keep them apart by position.
+      const key = `${i}:${toOnnx.get(name) ?? name}`;
+      state.set(key, { shape: [...tensor.shape], data: Float32Array.from((await tensor.data()) as Float32Array) });
+    }
+    return state;
+  }
+
+  async setOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
+    this.optimizer ??= makeOptimizer(this.optimizerSpec);
+    const named = [...state].map(([key, { shape, data }]) => {
+      const onnx = key.slice(key.indexOf(':') + 1);
+      return { name: this.graph.variables.get(onnx)?.name ?? onnx, tensor: tf.tensor(data, shape, 'float32') };
+    });
+    await this.optimizer.setWeights(named);
+    tf.dispose(named.map((n) => n.tensor));
   }
 
   weights(): Map<string, Float32Array> {

@@ -30,6 +30,13 @@ export interface TrainableGraph {
   /** One optimizer step on the cross-entropy loss in training mode; returns the loss before the step. */
   trainStep(x: HostTensor, labels: Int32Array): Promise<number>;
   setOptimizer(spec: OptimizerSpec): void;
+  /** Change the learning rate of the current optimizer, keeping its state (schedules). */
+  setLearningRate(learningRate: number): void;
+  /** Restrict training to these parameters ('all' restores every learnable parameter). */
+  setTrainable(names: readonly string[] | 'all'): void;
+  /** Optimizer state (moments, step count) as named arrays, for checkpoints. */
+  optimizerState(): Promise<Map<string, { shape: number[]; data: Float32Array }>>;
+  setOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void>;
   /** Current values of every variable (weights and BN statistics) by initializer name. */
   weights(): Map<string, Float32Array>;
   setWeights(weights: Map<string, Float32Array>): void;

@@ -1,0 +1,69 @@
+/** Seeded mini-batches of a Dataset. */
+import type { HostTensor } from '../onnx/tensor.js';
+import { Random } from '../util/random.js';
+import type { Dataset } from './types.js';
+
+export interface BatchOptions {
+  batchSize: number;
+  seed: number;
+  /** Shuffles differ per (seed, epoch); default 0. */
+  epoch?: number;
+  /** Default true. */
+  shuffle?: boolean;
+  /** Drop a last batch smaller than batchSize; default false. */
+  dropLast?: boolean;
+}
+
+export interface Batch {
+  /** float32 N×C×H×W. */
+  x: HostTensor;
+  y: Int32Array;
+  /** Positions of the batch's images in the dataset. */
+  indices: Int32Array;
+}
+
+/** The order a (seed, epoch) visits the dataset in (Fisher–Yates with Random). */
+export function epochOrder(n: number, seed: number, epoch = 0, shuffle = true): Int32Array {
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (!shuffle) return order;
+  const rng = new Random(mixSeed(seed, epoch));
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
+function mixSeed(seed: number, epoch: number): number {
+  let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul((epoch + 1) >>> 0, 0x85ebca77)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/**
+ * NCHW batches in a seeded order. Each batch allocates only its own x, y and indices arrays
+ * (callers may keep them).
+ */
+export function* batches(ds: Dataset, opts: BatchOptions): Generator<Batch> {
+  const { batchSize, seed, epoch = 0, shuffle = true, dropLast = false } = opts;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batches: batchSize must be a positive integer, got ${batchSize}`);
+  const n = ds.labels.length;
+  const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
+  const order = epochOrder(n, seed, epoch, shuffle);
+  for (let start = 0; start < n; start += batchSize) {
+    const b = Math.min(batchSize, n - start);
+    if (b < batchSize && dropLast) return;
+    const data = new Float32Array(b * per);
+    const y = new Int32Array(b);
+    const indices = order.slice(start, start + b);
+    for (let k = 0; k < b; k++) {
+      const i = indices[k]!;
+      data.set(ds.images.subarray(i * per, (i + 1) * per), k * per);
+      y[k] = ds.labels[i]!;
+    }
+    yield { x: { dtype: 'float32', shape: [b, ...ds.shape], data }, y, indices };
+  }
+}
