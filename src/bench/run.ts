@@ -9,6 +9,9 @@ import { createSession, runSession } from '../verify/ort.js';
 import { Random } from '../util/random.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import { benchKernels } from '../engine/bench-kernels.js';
+import { loadDataset, batches, clearDataCache } from '../data/index.js';
+import { cropAndFlip } from '../train/augment.js';
+import { buildArchitecture, type ArchName } from '../models/index.js';
 
 /**
  * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
@@ -36,7 +39,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; kernelBackends: BackendName[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -48,6 +51,7 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     leakSteps: Number(get('--leak-steps') ?? 100),
     models: (get('--models') ?? MODELS.map((m) => m.name).join(',')).split(','),
     kernels: !args.includes('--no-kernels'),
+    data: !args.includes('--no-data'),
     // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
     kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
   };
@@ -81,6 +85,49 @@ async function benchModel(name: string, batch: number, backend: BackendName, rep
   return { importMs, forwardMs, trainStepMs, ortForwardMs, tensorsBefore: before, tensorsAfter: after, leakCheckSteps: steps };
 }
 
+/** Images per second: decoding a dataset cold, augmenting and batching it. */
+async function benchData() {
+  const spec = 'fashion-mnist:split=train,size=32,channels=3';
+  clearDataCache();
+  let t0 = performance.now();
+  const ds = await loadDataset(spec);
+  const decodeSeconds = (performance.now() - t0) / 1000;
+  const n = ds.labels.length;
+  t0 = performance.now();
+  let seen = 0;
+  for (const { x } of batches(ds, { batchSize: 128, seed: 1 })) seen += x.shape[0];
+  const batchSeconds = (performance.now() - t0) / 1000;
+  const rng = new Random(2);
+  t0 = performance.now();
+  for (const { x } of batches(ds, { batchSize: 128, seed: 1 })) cropAndFlip(x, rng);
+  const augmentSeconds = (performance.now() - t0) / 1000 - batchSeconds;
+  const rate = (s: number) => Math.round(n / Math.max(s, 1e-9));
+  return { spec, images: n, decodedPerSecond: rate(decodeSeconds), batchedPerSecond: rate(batchSeconds), augmentedPerSecond: rate(augmentSeconds), batchedImages: seen };
+}
+
+/** Training throughput (images/s, forward + backward + update) of the reference architectures. */
+async function benchTrainThroughput(backend: BackendName, reps: number) {
+  await initBackend(backend);
+  const archs: [ArchName, [number, number, number], number][] = [
+    ['lenet5', [1, 28, 28], 128], ['vgg-small', [3, 32, 32], 64], ['resnet8', [3, 32, 32], 64],
+    ['resnet20', [3, 32, 32], 64], ['mobilenet-small', [3, 32, 32], 64],
+  ];
+  const out = [];
+  for (const [arch, inputShape, batch] of archs) {
+    process.stderr.write(`bench train throughput ${arch}...\n`);
+    const engine = new TfjsTrainable({ proto: buildArchitecture(arch, { classes: 10, inputShape, seed: 0 }) }, arch);
+    const rng = new Random(3);
+    const shape = [batch, ...inputShape];
+    const x: HostTensor = { dtype: 'float32', shape, data: rng.normalArray(shape.reduce((a, b) => a * b, 1)) };
+    const labels = Int32Array.from({ length: batch }, () => rng.int(10));
+    engine.setOptimizer({ kind: 'adam', learningRate: 1e-3 });
+    const ms = await timeIt(Math.max(3, Math.floor(reps / 2)), () => engine.trainStep(x, labels));
+    engine.dispose();
+    out.push({ arch, backend, batch, trainStepMs: ms, imagesPerSecond: Math.round((batch * 1000) / ms) });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs();
   const results: Record<string, unknown>[] = [];
@@ -93,9 +140,11 @@ async function main(): Promise<void> {
       results.push({ model: m.name, backend: active, batch: m.batch, ...r, pytorchTrainMs: m.pytorchTrainMs, trainVsPytorch: ratio });
     }
   }
+  const data = opts.data ? await benchData() : undefined;
+  const training = opts.data ? await benchTrainThroughput(opts.backends[0], opts.reps) : undefined;
   // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
   const kernels = opts.kernels ? await benchKernels({ backends: opts.kernelBackends, repeats: opts.reps }) : undefined;
-  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, kernels };
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, kernels };
   const out = path.join(ROOT, 'bench-results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));

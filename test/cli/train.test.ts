@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,38 @@ describe('harden train', () => {
     const inspected = JSON.parse(harden('inspect', '--json', out).stdout);
     expect(inspected.harden.operation).toBe('train');
     expect(inspected.outputs[0].shape).toEqual(['batch', 10]);
+  });
+
+  it('a run killed mid-epoch continues from its last checkpoint with --resume', async () => {
+    const out = path.join(dir, 'killed.onnx');
+    const args = ['train', '--arch', 'lenet5', '--data', 'mnist:split=train,limit=2048', '--test-data', 'mnist:split=test,limit=300',
+      '--epochs', '3', '--batch-size', '32', '--lr', '2e-3', '--json', '-o', out];
+    const state = path.join(`${out}.ckpt`, 'state.json');
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, HARDEN_WASM_THREADS: '1' }, stdio: 'ignore' });
+    // Kill it hard once the first epoch's checkpoint exists (i.e. somewhere in epoch 2).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (existsSync(state)) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(timer);
+        if (!existsSync(state)) reject(new Error('training ended before a checkpoint was written'));
+        else resolve();
+      });
+    });
+    await new Promise((r) => child.on('exit', r));
+    const saved = JSON.parse(readFileSync(state, 'utf8'));
+    expect(saved.epoch).toBeLessThan(3);
+    expect(existsSync(out)).toBe(false);
+    const resumed = harden(...args, '--resume');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const summary = JSON.parse(resumed.stdout);
+    expect(summary.history.map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3]);
+    expect(summary.history[2].test.accuracy).toBeGreaterThan(0.75);
   });
 
   it('bad flags and mismatched data are one-line errors', () => {
