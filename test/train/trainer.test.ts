@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel, initializerMap } from '../../src/onnx/model.js';
+import { decodeModel, encodeModel, initializerMap } from '../../src/onnx/model.js';
 import { hostToFloat32 } from '../../src/onnx/tensor.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { trainModel, learningRateAt, type TrainSettings } from '../../src/train/trainer.js';
@@ -105,6 +105,16 @@ describe('trainModel', () => {
     const after = initializerMap(proto);
     expect(Array.from(hostToFloat32(after.get('cw')!))).toEqual(Array.from(hostToFloat32(inits.get('cw')!)));
     expect(Array.from(hostToFloat32(after.get('fw')!))).not.toEqual(Array.from(hostToFloat32(inits.get('fw')!)));
+  });
+
+  it('the same seed gives the same model bytes; another seed does not', async () => {
+    const run = async (seed: number) => {
+      const { proto } = await trainModel({ proto: decodeModel(tinyNet(2), 'e.onnx') }, 'e.onnx', halves(64, 1), undefined, { ...settings, epochs: 2, seed });
+      return Buffer.from(encodeModel(proto)).toString('hex');
+    };
+    const [a, b, c] = [await run(3), await run(3), await run(4)];
+    expect(a).toBe(b);
+    expect(a).not.toBe(c);
   });
 
   it('learning-rate schedules', () => {
