@@ -12,6 +12,9 @@ import { benchKernels } from '../engine/bench-kernels.js';
 import { loadDataset, batches, clearDataCache } from '../data/index.js';
 import { cropAndFlip } from '../train/augment.js';
 import { buildArchitecture, type ArchName } from '../models/index.js';
+import { gradientCollision } from '../harden/losses.js';
+import { crossEntropy } from '../engine/tfjs-engine.js';
+import { findClassifierHead } from '../import/head.js';
 
 /**
  * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
@@ -39,7 +42,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; kernelBackends: BackendName[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -52,6 +55,7 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     models: (get('--models') ?? MODELS.map((m) => m.name).join(',')).split(','),
     kernels: !args.includes('--no-kernels'),
     data: !args.includes('--no-data'),
+    gc: !args.includes('--no-gc'),
     // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
     kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
   };
@@ -128,6 +132,42 @@ async function benchTrainThroughput(backend: BackendName, reps: number) {
   return out;
 }
 
+/**
+ * One Gradient Collision value + exact gradient (k = 4 chunks, backbone = all but the classifier)
+ * on LeNet-5 (B=128) and ResNet-8 (B=64). PyTorch 1.13 CPU, exact double backprop, same machine:
+ * 58 ms and 461 ms per GC step.
+ */
+async function benchGc(backend: BackendName, reps: number) {
+  await initBackend(backend);
+  const out = [];
+  for (const [name, batch, pytorchMs] of [['lenet5_mnist', 128, 58], ['resnet8_bn', 64, 461]] as const) {
+    const file = path.join(ROOT, 'test', 'fixtures', 'onnx', `${name}.onnx`);
+    const model = await loadModel(file);
+    const engine = new TfjsTrainable(model, file);
+    const head = new Set(findClassifierHead(model.proto)?.parameters ?? []);
+    const names = engine.parameterNames.filter((n) => !head.has(n));
+    const params = names.map((n) => engine.graph.variables.get(n)! as tf.Tensor);
+    const shape = engine.graph.inputs[0].shape.map((d, i) => (i === 0 ? batch : (d as number)));
+    const rng = new Random(4);
+    const k = 4, chunk = batch / k;
+    const xs = Array.from({ length: k }, () => tf.tensor(rng.normalArray(chunk * shape.slice(1).reduce((a, b) => a * b, 1)), [chunk, ...shape.slice(1)]));
+    const ys = Array.from({ length: k }, () => tf.tensor1d(Int32Array.from({ length: chunk }, () => rng.int(10)), 'int32'));
+    const loss = (ps: tf.Tensor[], i: number) => {
+      const { outputs } = engine.graph.run({ [engine.inputName]: xs[i] }, { parameters: new Map(names.map((n, j) => [n, ps[j]])) });
+      return crossEntropy(outputs.get(engine.outputName) as tf.Tensor2D, ys[i] as tf.Tensor1D);
+    };
+    const ms = await timeIt(Math.max(3, Math.floor(reps / 2)), () => {
+      const { value, gradient } = gradientCollision(loss, params, k);
+      value.dataSync();
+      tf.dispose([value, ...gradient]);
+    });
+    tf.dispose([...xs, ...ys]);
+    engine.dispose();
+    out.push({ model: name, backend, batch, chunks: k, gcMs: ms, pytorchGcMs: pytorchMs, gcVsPytorch: Number((ms / pytorchMs).toFixed(2)) });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs();
   const results: Record<string, unknown>[] = [];
@@ -142,9 +182,10 @@ async function main(): Promise<void> {
   }
   const data = opts.data ? await benchData() : undefined;
   const training = opts.data ? await benchTrainThroughput(opts.backends[0], opts.reps) : undefined;
+  const gradientCollisionStep = opts.gc ? await benchGc(opts.backends[0], opts.reps) : undefined;
   // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
   const kernels = opts.kernels ? await benchKernels({ backends: opts.kernelBackends, repeats: opts.reps }) : undefined;
-  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, kernels };
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, gradientCollision: gradientCollisionStep, kernels };
   const out = path.join(ROOT, 'bench-results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));
