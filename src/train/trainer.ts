@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { HardenError } from '../errors.js';
 import { initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/schema.js';
+import { toNumber, type ModelProto } from '../onnx/schema.js';
 import { hostToFloat32 } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
 import { batches } from '../data/loader.js';
@@ -80,7 +80,8 @@ export async function trainModel(model: OnnxModel, source: string, trainSet: Dat
   try {
     checkFits(engine, trainSet, 'training data');
     if (testSet) checkFits(engine, testSet, 'test data');
-    const classes = Number(engine.graph.model.proto.graph?.output[0].type?.tensor_type?.shape?.dim?.at(-1)?.dim_value ?? 0) || trainSet.classes;
+    const classDim = engine.graph.model.proto.graph?.output[0].type?.tensor_type?.shape?.dim?.at(-1);
+    const classes = classDim?.value === 'dim_value' ? toNumber(classDim.dim_value) : trainSet.classes;
     checkLabels(trainSet, classes, 'training data');
     if (testSet) checkLabels(testSet, classes, 'test data');
     engine.setTrainable(selectTrainable(model.proto, engine.parameterNames, s.train, source));

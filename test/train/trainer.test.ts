@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GraphBuilder } from '../../src/onnx/builder.js';
-import { decodeModel, encodeModel, initializerMap } from '../../src/onnx/model.js';
+import { decodeModel, encodeModel, initializerMap, loadModel } from '../../src/onnx/model.js';
 import { hostToFloat32 } from '../../src/onnx/tensor.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { trainModel, learningRateAt, type TrainSettings } from '../../src/train/trainer.js';
@@ -127,6 +127,10 @@ describe('trainModel', () => {
     const model = { proto: decodeModel(tinyNet(2), 'd.onnx') };
     const wide: Dataset = { ...halves(8, 5), classes: 3, labels: Int32Array.from([0, 1, 2, 0, 1, 2, 0, 1]) };
     await expect(trainModel(model, 'd.onnx', wide, undefined, settings)).rejects.toThrow(/label 2 but the model has 2 classes/);
+    // The same through a model read from a file (its int64 dims decode as Long values).
+    const file = path.join(dir, 'd.onnx');
+    writeFileSync(file, tinyNet(2));
+    await expect(trainModel(await loadModel(file), file, wide, undefined, settings)).rejects.toThrow(/label 2 but the model has 2 classes/);
     const big: Dataset = { name: 'big', images: new Float32Array(8 * 100), labels: new Int32Array(8), shape: [1, 10, 10], classes: 2 };
     await expect(trainModel(model, 'd.onnx', big, undefined, settings)).rejects.toThrow(/\[1, 10, 10\] but the model takes \[1, 8, 8\]/);
   });
