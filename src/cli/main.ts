@@ -6,6 +6,9 @@ import { initBackend, type BackendName } from '../engine/backend.js';
 import { inspectModel, formatInspect } from './inspect.js';
 import { checkModel, formatCheck } from './check.js';
 import { runTrain } from './train.js';
+import { runDispose } from './dispose.js';
+import { runVerify, formatVerify } from './verify.js';
+import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -113,6 +116,88 @@ export async function main(argv: string[]): Promise<number> {
         });
         const last = (summary.history as { test?: { accuracy: number } }[]).at(-1);
         print(args.json, summary, `wrote ${summary.output}` + (last?.test ? ` (test accuracy ${(100 * last.test.accuracy).toFixed(2)} %)` : ''));
+      },
+    )
+    .command(
+      'dispose <model>',
+      'Disposable transfer learning: keep the target task (distillation) and scrub the source knowledge (Gradient Collision, or the rtf/utf baselines)',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'Transfer-learned ONNX model (backbone + target head)' })
+          .option('retain', { type: 'string', demandOption: true, describe: 'Target-task data spec (kept by distillation)' })
+          .option('forget', { type: 'string', demandOption: true, describe: 'Labelled source-task data spec to dispose of' })
+          .option('source-model', { type: 'string', describe: 'Source model whose classifier is the source head (else a linear probe on the forget data)' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the disposed model' })
+          .option('method', { choices: ['gc', 'ngc', 'rtf', 'utf', 'none'] as const, default: DISPOSE.method, describe: 'gc: Gradient Collision; ngc: its normalized (cosine) variant; rtf/utf: random/uniform target fooling' })
+          .option('lambda', { type: 'number', default: DISPOSE.lambda, describe: 'Weight of the forget term' })
+          .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
+          .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
+          .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Adam learning rate' })
+          .option('steps', { type: 'number', default: DISPOSE.steps })
+          .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
+          .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
+          .option('seed', { type: 'number', default: DISPOSE.seed })
+          .option('checkpoint-dir', { type: 'string', describe: 'Checkpoint folder (default: <output>.ckpt)' })
+          .option('resume', { type: 'boolean', default: false })
+          .option('overwrite', { type: 'boolean', default: false }),
+      async (args) => {
+        await initBackend(args.backend as BackendName | 'auto');
+        const summary = await runDispose({
+          model: args.model,
+          retain: args.retain,
+          forget: args.forget,
+          sourceModel: args['source-model'],
+          output: args.output,
+          resume: args.resume,
+          checkpointDir: args['checkpoint-dir'],
+          json: args.json,
+          overwrite: args.overwrite,
+          settings: {
+            method: args.method,
+            lambda: args.lambda,
+            chunks: args.chunks,
+            temperature: args.temperature,
+            learningRate: args.lr,
+            steps: args.steps,
+            batchSize: args['batch-size'],
+            forgetBatchSize: args['forget-batch-size'],
+            seed: args.seed,
+          },
+        });
+        print(args.json, summary, `wrote ${summary.output} (${summary.method}, ${summary.steps} steps)`);
+      },
+    )
+    .command(
+      'verify <model>',
+      'Attack a model under onnxruntime and report how much an attacker gains by fine-tuning it (this version: the piggyback-learning attack)',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to attack' })
+          .option('attacks', { type: 'string', default: 'pl', describe: 'Comma-separated attacks (pl)' })
+          .option('pl-data', { type: 'string', demandOption: true, describe: 'Piggyback set spec; --val-fraction of it chooses the learning rate' })
+          .option('pl-test', { type: 'string', demandOption: true, describe: 'Test set spec for the piggyback task' })
+          .option('val-fraction', { type: 'number', default: 0.5 })
+          .option('epochs', { type: 'number', default: 10 })
+          .option('batch-size', { type: 'number', default: 10 })
+          .option('lr-grid', { type: 'string', default: '1e-3,3e-3', describe: 'Learning rates the attacker tries' })
+          .option('seed', { type: 'number', default: 0 }),
+      async (args) => {
+        for (const name of ['epochs', 'batch-size'] as const) {
+          if (!Number.isInteger(args[name]) || args[name] < 1) throw new HardenError(`--${name} must be a positive integer, got ${args[name]}`);
+        }
+        await initBackend(args.backend as BackendName | 'auto');
+        const report = await runVerify({
+          model: args.model,
+          attacks: args.attacks.split(',').map((a) => a.trim()).filter(Boolean),
+          plData: args['pl-data'],
+          plTest: args['pl-test'],
+          valFraction: args['val-fraction'],
+          epochs: args.epochs,
+          batchSize: args['batch-size'],
+          learningRates: args['lr-grid'].split(',').map(Number),
+          seed: args.seed,
+        });
+        print(args.json, report, formatVerify(report));
       },
     )
     .demandCommand(1, 'Name a command (see harden --help).')

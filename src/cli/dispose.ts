@@ -1,0 +1,53 @@
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import { loadModel } from '../onnx/model.js';
+import { loadDataset } from '../data/index.js';
+import { exportModel } from '../export/export.js';
+import { disposeModel, type DisposeSettings, type DisposeStepRecord } from '../harden/dispose.js';
+
+export interface DisposeCliOptions {
+  model: string;
+  retain: string;
+  forget: string;
+  sourceModel?: string;
+  output: string;
+  settings: Omit<DisposeSettings, 'sourceModel'>;
+  resume: boolean;
+  checkpointDir?: string;
+  json: boolean;
+  overwrite: boolean;
+}
+
+/** `harden dispose`: scrub the source knowledge of a transfer-learned model, keep its target task. */
+export async function runDispose(o: DisposeCliOptions): Promise<Record<string, unknown>> {
+  const model = await loadModel(o.model);
+  const [retain, forget] = [await loadDataset(o.retain), await loadDataset(o.forget)];
+  const sourceModel = o.sourceModel ? await loadModel(o.sourceModel) : undefined;
+  const checkpointDir = o.checkpointDir ?? `${o.output}.ckpt`;
+  const tty = process.stderr.isTTY && !o.json;
+  const bar = tty ? new cliProgress.SingleBar({ format: 'dispose |{bar}| {value}/{total} steps  KD {kd}  forget {forget}', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+  let last: DisposeStepRecord | undefined;
+  const every = Math.max(1, Math.floor(o.settings.steps / 10));
+  try {
+    const { proto, history } = await disposeModel(model, o.model, { retain, forget }, { ...o.settings, sourceModel }, {
+      checkpointDir,
+      resume: o.resume,
+      progress: {
+        onStart: (steps) => bar?.start(steps, 0, { kd: '-', forget: '-' }),
+        onResume: (step) => !o.json && process.stderr.write(`resuming after step ${step}\n`),
+        onStep: (r) => {
+          last = r;
+          bar?.update(r.step, { kd: r.distillation.toFixed(4), forget: r.forget.toPrecision(4) });
+          if (!tty && !o.json && r.step % every === 0) {
+            process.stderr.write(`step ${r.step}: KD ${r.distillation.toFixed(4)}  forget term ${r.forget.toPrecision(4)}  loss ${r.loss.toPrecision(4)}\n`);
+          }
+        },
+      },
+    });
+    bar?.stop();
+    await exportModel({ ...model, proto }, new Map(), o.output, { overwrite: o.overwrite });
+    return { output: path.resolve(o.output), method: o.settings.method, steps: history.length, last, checkpointDir: path.resolve(checkpointDir) };
+  } finally {
+    bar?.stop();
+  }
+}

@@ -1,0 +1,124 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../engine/backend.js';
+import { loadModel, type OnnxModel } from '../onnx/model.js';
+import { loadDataset } from '../data/index.js';
+import type { Dataset } from '../data/types.js';
+import { buildArchitecture } from '../models/index.js';
+import { trainModel, type TrainSettings } from '../train/trainer.js';
+import { withNewHead } from '../train/head.js';
+import { evaluate } from '../verify/evaluate.js';
+import { piggybackAttack, type PiggybackOptions } from '../verify/piggyback.js';
+import { reinitialize } from '../verify/reinit.js';
+import { splitDataset } from '../verify/split.js';
+import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../harden/dispose.js';
+
+/**
+ * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
+ * Source: LeNet-5 trained on all of fashion-mnist (models/lenet5-fashion-mnist.onnx). Target:
+ * fashion-mnist classes 0–4, 20 images per class. Forget data: fashion-mnist train, 100 per class,
+ * with the source model's own head as H_s. PL attack: classes 5–9, 10 images per class to train
+ * (10 more per class for choosing the learning rate), tested on those classes' test split.
+ * Rows: scratch, target-only, TL, RTF, UTF, GC — target accuracy and PL accuracy, mean ± std.
+ */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
+const STEPS = Number(arg('steps', '300'));
+const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
+const PL: Omit<PiggybackOptions, 'seed'> = { epochs: 10, batchSize: 10, learningRates: [1e-3, 3e-3] };
+const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
+  epochs, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
+});
+
+type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC';
+interface Result { row: Row; seed: number; target?: number; pl: number; seconds: number }
+
+function stats(xs: number[]): string {
+  if (!xs.length) return '–';
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+  return `${(100 * mean).toFixed(1)} ± ${(100 * std).toFixed(1)}`;
+}
+
+async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Dataset; forget: Dataset; plTest: Dataset }): Promise<Result[]> {
+  const target = await loadDataset(`fashion-mnist:split=train,classes=0-4,per-class=20,seed=${seed}`);
+  const plPool = await loadDataset(`fashion-mnist:split=train,classes=5-9,per-class=20,seed=${seed + 100}`);
+  const { train: plTrain, val: plVal } = splitDataset(plPool, 0.5, seed);
+  const pl = (m: OnnxModel) => piggybackAttack(m, { train: plTrain, val: plVal, test: sets.plTest }, { ...PL, seed });
+  const results: Result[] = [];
+  const timed = async (row: Row, f: () => Promise<Omit<Result, 'row' | 'seed' | 'seconds'>>) => {
+    const t0 = performance.now();
+    const r = await f();
+    results.push({ row, seed, ...r, seconds: (performance.now() - t0) / 1000 });
+    process.stderr.write(`seed ${seed} ${row}: target ${r.target === undefined ? '-' : (100 * r.target).toFixed(1)} %, PL ${(100 * r.pl).toFixed(1)} %\n`);
+  };
+
+  await timed('scratch', async () => ({ pl: (await pl({ proto: reinitialize(source.proto, seed) })).accuracy }));
+  let tl!: OnnxModel;
+  await timed('target-only', async () => {
+    const fresh = { proto: buildArchitecture('lenet5', { classes: 5, inputShape: [1, 28, 28], seed }) };
+    const { proto } = await trainModel(fresh, 'target-only', target, undefined, TARGET_TRAIN(30, seed));
+    return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+  });
+  await timed('TL', async () => {
+    const { proto } = await trainModel({ proto: withNewHead(source.proto, 5, seed, 'source') }, 'TL', target, undefined, TARGET_TRAIN(20, seed));
+    tl = { proto };
+    return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl(tl)).accuracy };
+  });
+  for (const [row, method] of [['RTF', 'rtf'], ['UTF', 'utf'], ['GC', 'gc']] as [Row, DisposeMethod][]) {
+    await timed(row, async () => {
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, steps: STEPS, seed, sourceModel: source });
+      return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+    });
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  const backend = await initBackend('auto');
+  const source = await loadModel(path.join(ROOT, 'models', 'lenet5-fashion-mnist.onnx'));
+  const sets = {
+    targetTest: await loadDataset('fashion-mnist:split=test,classes=0-4'),
+    forget: await loadDataset('fashion-mnist:split=train,per-class=100,seed=7'),
+    plTest: await loadDataset('fashion-mnist:split=test,classes=5-9'),
+  };
+  const results: Result[] = [];
+  for (const seed of SEEDS) results.push(...(await runSeed(seed, source, sets)));
+  const rows: Row[] = ['scratch', 'target-only', 'TL', 'RTF', 'UTF', 'GC'];
+  const table = rows.map((row) => {
+    const rs = results.filter((r) => r.row === row);
+    return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
+  });
+  const settings = { backend, seeds: SEEDS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const md = [
+    '# Disposable transfer learning: reference scenario',
+    '',
+    'Source LeNet-5 on all of fashion-mnist; target fashion-mnist classes 0–4 (20/class); PL attack on classes 5–9 (10/class, LR chosen on 10/class), accuracy in %, mean ± std over seeds ' + SEEDS.join(', ') + '.',
+    '',
+    '| row | target acc | PL acc | s per run |',
+    '| --- | --- | --- | --- |',
+    ...table.map((t) => `| ${t.row} | ${t.target} | ${t.pl} | ${t.seconds.toFixed(0)} |`),
+    '',
+    'Settings: `' + JSON.stringify(settings) + '`',
+    '',
+  ].join('\n');
+  await mkdir(path.join(ROOT, 'experiments'), { recursive: true });
+  await writeFile(path.join(ROOT, 'experiments', 'dtl.json'), JSON.stringify({ settings, results, table }, null, 2));
+  await writeFile(path.join(ROOT, 'experiments', 'dtl.md'), md);
+  process.stdout.write(md);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`experiment failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

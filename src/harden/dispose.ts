@@ -1,0 +1,343 @@
+/**
+ * Disposable transfer learning: make a transfer-learned model M = backbone B + target head H_t
+ * useless as a starting point for the source task while keeping its target accuracy.
+ *
+ * Per step, with a target batch x_t and a forget (source) batch split into k chunks (x_i, y_i):
+ *   L_KD = T²·KL(softmax(M₀(x_t)/T) ‖ softmax(M(x_t)/T))       (M₀ = frozen copy of M)
+ *   gc/ngc: L = L_KD + λ·L_GC, L_GC = Σ_{i<j}⟨g_i, g_j⟩ (ngc: cosines),
+ *           g_i = ∇_θ CE(H_s(B(x_i)), y_i), θ = backbone parameters (exact gradient by HVPs)
+ *   rtf:    L = L_KD + λ·CE(H_s(B(x_s)), random labels)
+ *   utf:    L = L_KD + λ·KL(uniform ‖ softmax(H_s(B(x_s))))
+ *   none:   the model is returned unchanged.
+ * H_s is fixed (see source-head.ts). All parameters of M (backbone and H_t) are updated by one
+ * Adam optimizer; only L_KD reaches H_t (the forget terms never touch it), so the target head
+ * can follow the backbone as it changes. BatchNorm runs in inference mode throughout: with
+ * small chunks, batch statistics would be noisy and differ between chunks (the per-chunk
+ * gradients would then depend on chunk composition through BN), and the stored statistics of M
+ * are kept as they are.
+ */
+import { mkdir } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { HardenError } from '../errors.js';
+import { cloneModel, initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/schema.js';
+import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
+import type { Dataset } from '../data/types.js';
+import { epochOrder } from '../data/loader.js';
+import { crossEntropy } from '../engine/tfjs-engine.js';
+import { ImportedGraph } from '../import/graph.js';
+import { exportModel, HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, readState, writeState } from '../train/checkpoint.js';
+import { Random } from '../util/random.js';
+import { distillationLoss, gradientCollision } from './losses.js';
+import { buildSourceHead, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+
+export type DisposeMethod = 'gc' | 'ngc' | 'rtf' | 'utf' | 'none';
+
+export interface DisposeSettings {
+  method: DisposeMethod;
+  /** Weight of the forget term (λ ≥ 0). */
+  lambda: number;
+  /** k: chunks the forget batch is split into (gc/ngc), ≥ 2. */
+  chunks: number;
+  /** Distillation temperature T. */
+  temperature: number;
+  learningRate: number;
+  steps: number;
+  /** Target (retain) batch size. */
+  batchSize: number;
+  /** Forget batch size; a multiple of `chunks`. */
+  forgetBatchSize: number;
+  seed: number;
+  /** Source model to take H_s from; without it H_s is a linear probe fitted on the forget data. */
+  sourceModel?: OnnxModel;
+  /** Linear-probe settings (when no source model is given); seed defaults to `seed`. */
+  probe?: Partial<ProbeSettings>;
+}
+
+/**
+ * Defaults chosen for LeNet-5 transferred between MNIST-like tasks (28×28 / 32×32, 84 features):
+ * GC with λ = 1, k = 4 chunks of 16 forget images, T = 4, Adam 1e-4 (small: KD has to hold the
+ * target task while the backbone moves), 500 steps of 64 target images. They have NOT been
+ * tuned on the reference scenario yet; treat them as a starting point.
+ */
+export const DEFAULT_DISPOSE_SETTINGS: DisposeSettings = {
+  method: 'gc',
+  lambda: 1,
+  chunks: 4,
+  temperature: 4,
+  learningRate: 1e-4,
+  steps: 500,
+  batchSize: 64,
+  forgetBatchSize: 64,
+  seed: 0,
+};
+
+export interface DisposeStepRecord {
+  step: number;
+  /** L_KD on the target batch. */
+  distillation: number;
+  /** The forget term before λ: L_GC / L_NGC, the rtf cross-entropy or the utf KL. */
+  forget: number;
+  /** L_KD + λ·forget. */
+  loss: number;
+}
+
+export interface DisposeProgress {
+  onStart?(steps: number, head: SourceHead): void;
+  onStep?(record: DisposeStepRecord): void;
+  onResume?(step: number): void;
+}
+
+export interface DisposeRun {
+  checkpointDir?: string;
+  resume?: boolean;
+  progress?: DisposeProgress;
+  /** Checkpoint every this many steps (and at the end); default 50. */
+  checkpointEvery?: number;
+}
+
+export interface DisposeResult {
+  proto: ModelProto;
+  history: DisposeStepRecord[];
+}
+
+function fail(what: string): never {
+  throw new HardenError(`dispose: ${what}`);
+}
+
+export function validateDisposeSettings(s: DisposeSettings, data: { retain: Dataset; forget: Dataset }): void {
+  if (!['gc', 'ngc', 'rtf', 'utf', 'none'].includes(s.method)) fail(`method must be gc, ngc, rtf, utf or none, got '${String(s.method)}'`);
+  if (!(Number.isFinite(s.lambda) && s.lambda >= 0)) fail(`lambda must be a finite number ≥ 0, got ${s.lambda}`);
+  if (!Number.isInteger(s.chunks) || s.chunks < 2) fail(`chunks must be an integer ≥ 2, got ${s.chunks}`);
+  if (!Number.isInteger(s.forgetBatchSize) || s.forgetBatchSize < 1 || s.forgetBatchSize % s.chunks !== 0) {
+    fail(`forget batch size ${s.forgetBatchSize} is not a positive multiple of chunks (${s.chunks})`);
+  }
+  if (!Number.isInteger(s.batchSize) || s.batchSize < 1) fail(`batch size must be a positive integer, got ${s.batchSize}`);
+  if (!Number.isInteger(s.steps) || s.steps < 0) fail(`steps must be an integer ≥ 0, got ${s.steps}`);
+  if (!(s.learningRate > 0)) fail(`learning rate must be > 0, got ${s.learningRate}`);
+  if (!(s.temperature > 0)) fail(`temperature must be > 0, got ${s.temperature}`);
+  if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
+  if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
+}
+
+function checkFits(graph: ImportedGraph, data: Dataset, what: string): void {
+  const declared = graph.inputs[0].shape.slice(1);
+  const fits = declared.length === 3 && declared.every((d, i) => typeof d !== 'number' || d <= 0 || d === data.shape[i]);
+  if (!fits) fail(`${what} images are [${data.shape.join(', ')}] but the model takes [${declared.join(', ')}]`);
+}
+
+/**
+ * The `size` examples of step `step` from an endless seeded stream over the dataset (one
+ * reshuffle per pass, epochOrder): depends only on (seed, step), so a resumed run repeats it.
+ */
+export class StepSampler {
+  private readonly orders = new Map<number, Int32Array>();
+  constructor(private readonly ds: Dataset, private readonly size: number, private readonly seed: number) {}
+
+  batch(step: number): { x: HostTensor; y: Int32Array } {
+    const n = this.ds.labels.length;
+    const per = this.ds.shape[0] * this.ds.shape[1] * this.ds.shape[2];
+    const data = new Float32Array(this.size * per);
+    const y = new Int32Array(this.size);
+    for (let j = 0; j < this.size; j++) {
+      const t = step * this.size + j;
+      const pass = Math.floor(t / n);
+      let order = this.orders.get(pass);
+      if (!order) {
+        this.orders.clear();
+        order = epochOrder(n, this.seed, pass);
+        this.orders.set(pass, order);
+      }
+      const i = order[t % n]!;
+      data.set(this.ds.images.subarray(i * per, (i + 1) * per), j * per);
+      y[j] = this.ds.labels[i]!;
+    }
+    return { x: { dtype: 'float32', shape: [this.size, ...this.ds.shape], data }, y };
+  }
+}
+
+function settingsKey(s: DisposeSettings): Record<string, unknown> {
+  const { sourceModel, ...rest } = s;
+  return JSON.parse(JSON.stringify({ ...rest, sourceModel: sourceModel ? (sourceModel.path ?? 'given') : undefined })) as Record<string, unknown>;
+}
+
+async function optimizerState(optimizer: tf.Optimizer, graph: ImportedGraph): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const state = new Map<string, { shape: number[]; data: Float32Array }>();
+  const toOnnx = new Map([...graph.variables].map(([onnx, v]) => [v.name, onnx]));
+  for (const [i, { name, tensor }] of (await optimizer.getWeights()).entries()) {
+    state.set(`${i}:${toOnnx.get(name) ?? name}`, { shape: [...tensor.shape], data: Float32Array.from((await tensor.data()) as Float32Array) });
+  }
+  return state;
+}
+
+async function setOptimizerState(optimizer: tf.Optimizer, graph: ImportedGraph, state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
+  const named = [...state].map(([key, { shape, data }]) => {
+    const onnx = key.slice(key.indexOf(':') + 1);
+    return { name: graph.variables.get(onnx)?.name ?? onnx, tensor: tf.tensor(data, shape, 'float32') };
+  });
+  await optimizer.setWeights(named);
+  tf.dispose(named.map((n) => n.tensor));
+}
+
+/**
+ * Dispose the transferability of `model` (see the module comment). Checkpoints every
+ * `run.checkpointEvery` steps into `run.checkpointDir` (state.json's `epoch` counts completed
+ * steps); with `run.resume`, continues from the last checkpoint: batches and random labels
+ * depend only on (seed, step), H_s is rebuilt from the original model, and weights and Adam
+ * state are restored, so a resumed run ends where an uninterrupted one would.
+ */
+export async function disposeModel(
+  model: OnnxModel,
+  source: string,
+  data: { retain: Dataset; forget: Dataset },
+  settings: DisposeSettings,
+  run: DisposeRun = {},
+): Promise<DisposeResult> {
+  const s = settings;
+  validateDisposeSettings(s, data);
+  const graph = new ImportedGraph(model, source);
+  let teacher: ImportedGraph | undefined;
+  let head: SourceHead | undefined;
+  let optimizer: tf.Optimizer | undefined;
+  try {
+    if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
+    checkFits(graph, data.retain, 'retain data');
+    checkFits(graph, data.forget, 'forget data');
+    const layout = targetLayout(graph);
+    // 'none' (and zero steps): the model exactly as given.
+    if (s.method === 'none' || s.steps === 0) return { proto: cloneModel(model.proto), history: [] };
+
+    // H_s on the original backbone (before any checkpoint is restored, so resume rebuilds the same one).
+    head = await buildSourceHead(graph, data.forget, { sourceModel: s.sourceModel, probe: { seed: s.seed, ...s.probe } });
+    teacher = new ImportedGraph(model, source);
+    const inputName = graph.inputs[0].name;
+    const outputName = graph.outputNames[0];
+    const featureTensor = layout.head.featureTensor;
+    const headParams = new Set(layout.head.parameters);
+    const allNames = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
+    const backboneNames = allNames.filter((n) => !headParams.has(n));
+    if (backboneNames.length === 0) fail(`${source}: the model has no backbone parameters before its classifier`);
+    const allVars = allNames.map((n) => graph.variables.get(n)!);
+    const backboneVars = backboneNames.map((n) => graph.variables.get(n)!);
+    optimizer = tf.train.adam(s.learningRate);
+
+    const key = settingsKey(s);
+    let history: DisposeStepRecord[] = [];
+    let start = 0;
+    if (run.checkpointDir && run.resume) {
+      const state = await readState(run.checkpointDir);
+      if (state) {
+        if (JSON.stringify(state.settings) !== JSON.stringify(key)) {
+          throw new HardenError(`${run.checkpointDir}: checkpoint was made with other settings; start over without --resume or use the same settings`);
+        }
+        const saved = await loadModel(checkpointModelPath(run.checkpointDir));
+        const inits = initializerMap(saved.proto, saved.baseDir);
+        for (const [name, v] of graph.variables) {
+          const h = inits.get(name);
+          if (h) tf.tidy(() => v.assign(tf.tensor(hostToFloat32(h), v.shape, 'float32')));
+        }
+        // Adam's slots exist only after a first step: create them, then overwrite.
+        tf.tidy(() => optimizer!.applyGradients(Object.fromEntries(allVars.map((v) => [v.name, tf.zerosLike(v)]))));
+        await setOptimizerState(optimizer, graph, decodeOptimizer(state.optimizer));
+        history = state.history as unknown as DisposeStepRecord[];
+        start = state.epoch;
+        run.progress?.onResume?.(start);
+      }
+    }
+    run.progress?.onStart?.(s.steps, head);
+
+    const retain = new StepSampler(data.retain, s.batchSize, s.seed);
+    const forget = new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
+    const per = s.forgetBatchSize / s.chunks;
+    const every = run.checkpointEvery ?? 50;
+    const h = head;
+    const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
+    // Source-head logits of a forget batch through the (possibly substituted) backbone, inference mode.
+    const sourceLogits = (x: tf.Tensor, params?: Map<string, tf.Tensor>): tf.Tensor2D =>
+      h.logits(graph.run({ [inputName]: x }, { outputs: [featureTensor], parameters: params }).outputs.get(featureTensor)!);
+
+    for (let step = start; step < s.steps; step++) {
+      const tb = retain.batch(step);
+      const fb = forget.batch(step);
+      const rng = new Random((s.seed * 7919 + step * 104_729 + 3) >>> 0);
+      const values = tf.tidy(() => {
+        const xt = feed(tb.x);
+        const teacherLogits = teacher!.run(xt).outputs.get(outputName)! as tf.Tensor2D;
+        const xs = feed(fb.x)[inputName];
+        const kdLoss = () => distillationLoss(graph.run(xt).outputs.get(outputName)! as tf.Tensor2D, teacherLogits, s.temperature);
+        let forgetValue: tf.Scalar;
+        let kdValue: tf.Scalar;
+        let grads: Record<string, tf.Tensor>;
+        if (s.method === 'gc' || s.method === 'ngc') {
+          const kd = tf.variableGrads(kdLoss, allVars);
+          kdValue = kd.value;
+          grads = kd.grads;
+          const xChunks = tf.split(xs, s.chunks, 0);
+          const yChunks = Array.from({ length: s.chunks }, (_, i) => tf.tensor1d(fb.y.subarray(i * per, (i + 1) * per), 'int32'));
+          const perChunkLoss = (ps: tf.Tensor[], i: number): tf.Scalar =>
+            crossEntropy(sourceLogits(xChunks[i], new Map(backboneNames.map((n, p) => [n, ps[p]]))), yChunks[i]);
+          const gc = gradientCollision(perChunkLoss, backboneVars, s.chunks, { normalized: s.method === 'ngc' });
+          forgetValue = gc.value;
+          if (s.lambda > 0) backboneVars.forEach((v, p) => (grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(gc.gradient[p], s.lambda))));
+        } else {
+          const C = h.classes;
+          const target = s.method === 'rtf' ? tf.tensor1d(Int32Array.from(fb.y, () => rng.int(C)), 'int32') : undefined;
+          const forgetLoss = (): tf.Scalar => {
+            const z = sourceLogits(xs);
+            if (target) return crossEntropy(z, target);
+            // KL(uniform ‖ softmax(z)) = mean_n Σ_c (1/C)(log(1/C) − log q_c)
+            const logQ = tf.sub(z, tf.logSumExp(z, 1, true));
+            return tf.mean(tf.sub(-Math.log(C), tf.mean(logQ, 1))) as tf.Scalar;
+          };
+          const kd = tf.variableGrads(kdLoss, allVars);
+          kdValue = kd.value;
+          grads = kd.grads;
+          // H_s is fixed and the forget term never reaches H_t: its gradient is on the backbone only.
+          const fg = tf.variableGrads(forgetLoss, backboneVars);
+          forgetValue = fg.value;
+          if (s.lambda > 0) for (const v of backboneVars) if (fg.grads[v.name]) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(fg.grads[v.name]!, s.lambda));
+        }
+        optimizer!.applyGradients(grads);
+        return [kdValue, forgetValue];
+      });
+      const [kd, fv] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
+      tf.dispose(values);
+      const record: DisposeStepRecord = { step: step + 1, distillation: kd, forget: fv, loss: kd + s.lambda * fv };
+      if (!Number.isFinite(record.loss)) throw new HardenError(`dispose: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate or lambda`);
+      history.push(record);
+      run.progress?.onStep?.(record);
+      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) {
+        await mkdir(run.checkpointDir, { recursive: true });
+        await exportModel(model, graph.readWeights(), checkpointModelPath(run.checkpointDir), { overwrite: true });
+        const opt = encodeOptimizer(await optimizerState(optimizer, graph));
+        await writeState(run.checkpointDir, { version: 1, epoch: step + 1, settings: key, history: history as unknown as Record<string, unknown>[], optimizer: opt });
+      }
+    }
+    return { proto: finish(model, graph, s, history, head), history };
+  } finally {
+    optimizer?.dispose();
+    head?.dispose();
+    teacher?.dispose();
+    graph.dispose();
+  }
+}
+
+/** The disposed model with a Harden record (operation 'dispose') in metadata_props. */
+function finish(model: OnnxModel, graph: ImportedGraph, s: DisposeSettings, history: DisposeStepRecord[], head: SourceHead): ModelProto {
+  const proto = withWeights(model, graph.readWeights());
+  const first = history[0];
+  const last = history.at(-1);
+  const record: HardenRecord = {
+    version: '0.1.0',
+    operation: 'dispose',
+    settings: settingsKey(s),
+    figures: {
+      steps: history.length,
+      sourceHead: head.origin,
+      ...(first && last ? { distillation: [first.distillation, last.distillation], forget: [first.forget, last.forget] } : {}),
+    },
+  };
+  setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify(record));
+  return proto;
+}
