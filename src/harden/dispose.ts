@@ -19,15 +19,15 @@
 import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
-import { cloneModel, initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
+import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
-import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
+import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
 import { epochOrder } from '../data/loader.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
 import { ImportedGraph } from '../import/graph.js';
 import { exportModel, HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, readState, writeState } from '../train/checkpoint.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
 import { Random } from '../util/random.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { buildSourceHead, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
@@ -226,16 +226,12 @@ export async function disposeModel(
     let history: DisposeStepRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
-      const state = await readState(run.checkpointDir);
-      if (state) {
-        if (JSON.stringify(state.settings) !== JSON.stringify(key)) {
-          throw new HardenError(`${run.checkpointDir}: checkpoint was made with other settings; start over without --resume or use the same settings`);
-        }
-        const saved = await loadModel(checkpointModelPath(run.checkpointDir));
-        const inits = initializerMap(saved.proto, saved.baseDir);
+      const checkpoint = await openCheckpoint(run.checkpointDir, key);
+      if (checkpoint) {
+        const { state, weights } = checkpoint;
         for (const [name, v] of graph.variables) {
-          const h = inits.get(name);
-          if (h) tf.tidy(() => v.assign(tf.tensor(hostToFloat32(h), v.shape, 'float32')));
+          const w = weights.get(name);
+          if (w) tf.tidy(() => v.assign(tf.tensor(w, v.shape, 'float32')));
         }
         // Adam's slots exist only after a first step: create them, then overwrite.
         tf.tidy(() => optimizer!.applyGradients(Object.fromEntries(allVars.map((v) => [v.name, tf.zerosLike(v)]))));

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError, ExitCode } from '../errors.js';
-import type { ModelProto, NodeProto, ValueInfoProto } from '../onnx/schema.js';
+import type { NodeProto, ValueInfoProto } from '../onnx/schema.js';
 import { toNumber } from '../onnx/schema.js';
 import { opsetOf, initializerMap, type OnnxModel } from '../onnx/model.js';
 import { hostToFloat32, numel, type HostTensor } from '../onnx/tensor.js';

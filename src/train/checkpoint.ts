@@ -2,6 +2,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { HardenError } from '../errors.js';
+import { initializerMap, loadModel } from '../onnx/model.js';
+import { hostToFloat32 } from '../onnx/tensor.js';
 
 /** What a training run needs to continue exactly where it stopped (after a whole epoch). */
 export interface CheckpointState {
@@ -54,4 +56,19 @@ export async function readState(dir: string): Promise<CheckpointState | undefine
   } catch {
     throw new HardenError(`${file}: not a readable Harden checkpoint (delete the folder to start over)`);
   }
+}
+
+/**
+ * The checkpoint to resume from, if `dir` holds one: its state and the saved weights by
+ * initializer name. A checkpoint made with other settings is refused.
+ */
+export async function openCheckpoint(dir: string, settings: Record<string, unknown>): Promise<{ state: CheckpointState; weights: Map<string, Float32Array> } | undefined> {
+  const state = await readState(dir);
+  if (!state) return undefined;
+  if (JSON.stringify(state.settings) !== JSON.stringify(settings)) {
+    throw new HardenError(`${dir}: checkpoint was made with other settings; start over without --resume or use the same settings`);
+  }
+  const saved = await loadModel(checkpointModelPath(dir));
+  const weights = new Map([...initializerMap(saved.proto, saved.baseDir)].map(([name, h]) => [name, hostToFloat32(h)] as const));
+  return { state, weights };
 }

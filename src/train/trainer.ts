@@ -1,8 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { HardenError } from '../errors.js';
-import { initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
+import type { OnnxModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/schema.js';
-import { hostToFloat32 } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
 import { batches } from '../data/loader.js';
 import { TfjsTrainable } from '../engine/tfjs-engine.js';
@@ -12,7 +11,7 @@ import { evaluate, type Evaluation } from '../verify/evaluate.js';
 import { Random } from '../util/random.js';
 import { cropAndFlip } from './augment.js';
 import { selectTrainable } from './head.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, readState, writeState } from './checkpoint.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from './checkpoint.js';
 
 export interface TrainSettings {
   epochs: number;
@@ -91,14 +90,10 @@ export async function trainModel(model: OnnxModel, source: string, trainSet: Dat
     let history: EpochRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
-      const state = await readState(run.checkpointDir);
-      if (state) {
-        if (JSON.stringify(state.settings) !== JSON.stringify(settingsKey)) {
-          throw new HardenError(`${run.checkpointDir}: checkpoint was made with other settings; start over without --resume or use the same flags`);
-        }
-        const saved = await loadModel(checkpointModelPath(run.checkpointDir));
-        const inits = initializerMap(saved.proto, saved.baseDir);
-        engine.setWeights(new Map([...engine.graph.variables.keys()].map((n) => [n, hostToFloat32(inits.get(n)!)])));
+      const checkpoint = await openCheckpoint(run.checkpointDir, settingsKey);
+      if (checkpoint) {
+        const { state, weights } = checkpoint;
+        engine.setWeights(new Map([...engine.graph.variables.keys()].map((n) => [n, weights.get(n)!])));
         await engine.setOptimizerState(decodeOptimizer(state.optimizer));
         history = state.history as unknown as EpochRecord[];
         start = state.epoch;
