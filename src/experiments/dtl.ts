@@ -32,12 +32,16 @@ function arg(name: string, fallback: string): string {
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const STEPS = Number(arg('steps', '300'));
 const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
+const LR = Number(arg('lr', String(DEFAULT_DISPOSE_SETTINGS.learningRate)));
+const METHODS = arg('methods', 'rtf,utf,gc').split(',') as DisposeMethod[];
+/** Output name in experiments/ (variants write beside the reference table). */
+const OUT = arg('out', 'dtl');
 const PL: Omit<PiggybackOptions, 'seed'> = { epochs: 10, batchSize: 10, learningRates: [1e-3, 3e-3] };
 const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
   epochs, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
 });
 
-type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC';
+type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC';
 interface Result { row: Row; seed: number; target?: number; pl: number; seconds: number }
 
 function stats(xs: number[]): string {
@@ -72,9 +76,10 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
     tl = { proto };
     return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl(tl)).accuracy };
   });
-  for (const [row, method] of [['RTF', 'rtf'], ['UTF', 'utf'], ['GC', 'gc']] as [Row, DisposeMethod][]) {
+  for (const method of METHODS) {
+    const row = method.toUpperCase() as Row;
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, steps: STEPS, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
     });
   }
@@ -91,12 +96,12 @@ async function main(): Promise<void> {
   };
   const results: Result[] = [];
   for (const seed of SEEDS) results.push(...(await runSeed(seed, source, sets)));
-  const rows: Row[] = ['scratch', 'target-only', 'TL', 'RTF', 'UTF', 'GC'];
+  const rows: Row[] = ['scratch', 'target-only', 'TL', ...METHODS.map((m) => m.toUpperCase() as Row)];
   const table = rows.map((row) => {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, seeds: SEEDS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',
@@ -110,8 +115,8 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   await mkdir(path.join(ROOT, 'experiments'), { recursive: true });
-  await writeFile(path.join(ROOT, 'experiments', 'dtl.json'), JSON.stringify({ settings, results, table }, null, 2));
-  await writeFile(path.join(ROOT, 'experiments', 'dtl.md'), md);
+  await writeFile(path.join(ROOT, 'experiments', `${OUT}.json`), JSON.stringify({ settings, results, table }, null, 2));
+  await writeFile(path.join(ROOT, 'experiments', `${OUT}.md`), md);
   process.stdout.write(md);
 }
 
