@@ -202,6 +202,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .demandCommand(1, 'Name a command (see harden --help).')
     .strict()
+    .wrap(Math.min(110, process.stdout.columns || 110))
     .help()
     .alias('h', 'help')
     .version()
