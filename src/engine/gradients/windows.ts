@@ -94,8 +94,10 @@ export function scatterWindows(taps: tf.Tensor, win: Window2D, inShape: Shape4):
  * zeros elsewhere; y is [N, (H-1)*sh+1, (W-1)*sw+1, C].
  */
 export function zeroInsert(x: tf.Tensor4D, strides: Pair): tf.Tensor4D {
+  const [sh, sw] = strides;
+  if (sh === 1 && sw === 1) return x;
+  // Pad a size-1 axis after each row/column and fold it in: only pad/reshape/slice, no scatter.
   const [n, h, w, c] = x.shape;
-  if (strides[0] === 1 && strides[1] === 1) return x;
-  const win: Window2D = { size: [1, 1], strides, dilations: [1, 1], out: [h, w], padBefore: [0, 0] };
-  return scatterWindows(x, win, [n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, c]);
+  const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  return tf.slice(tf.reshape(spread, [n, h * sh, w * sw, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
 }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { zeroInsert } from '../../engine/gradients/windows.js';
 import { registerOp } from '../registry.js';
 import { DeviceValue, toTensor } from '../values.js';
-import { dilateSpatial, explicitPads, padOrCrop, readWindow, spatialInput, spatialOutput, tfPadding, withKernel, type Window2D } from './spatial.js';
+import { explicitPads, padOrCrop, readWindow, spatialInput, spatialOutput, tfPadding, withKernel, type Window2D } from './spatial.js';
 
 /**
  * Conv and ConvTranspose, 1-D (as 2-D with H = 1) and 2-D, computed in NHWC. Grouped convs
@@ -72,7 +73,7 @@ registerOp({
       if (inC !== x.shape[3]) node.fail(`weight expects ${inC} input channels, input has ${x.shape[3]}`);
       const pads = transposePads(win, [x.shape[1], x.shape[2]], outputPadding, outputShape);
       // Transposed conv = stride-dilated input, padded by d·(k−1) − pad, convolved with the flipped kernel.
-      const dil = dilateSpatial(x, win.strides[0], win.strides[1]);
+      const dil = zeroInsert(x, win.strides);
       const eh = win.dilations[0] * (kh - 1), ew = win.dilations[1] * (kw - 1);
       const xp = padOrCrop(dil, eh - pads[0], eh - pads[2] + pads[4], ew - pads[1], ew - pads[3] + pads[5]);
       const convOne = (xg: tf.Tensor4D, wg: tf.Tensor4D) => {

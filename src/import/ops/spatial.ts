@@ -92,14 +92,6 @@ export function tfPadding(p: [[number, number], [number, number]]): [[number, nu
   return [[0, 0], p[0], p[1], [0, 0]];
 }
 
-/** Insert (stride − 1) zeros between elements along H and W of an NHWC tensor. */
-export function dilateSpatial(x: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
-  if (sh === 1 && sw === 1) return x;
-  const [n, h, w, c] = x.shape;
-  const spread = tf.pad(x.reshape([n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
-  return spread.reshape([n, h * sh, w * sw, c]).slice([0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
-}
-
 /** Pad (positive) or crop (negative) H and W of an NHWC tensor. */
 export function padOrCrop(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
   const grow = [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)];
