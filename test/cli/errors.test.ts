@@ -1,34 +1,16 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GraphBuilder } from '../../src/onnx/builder.js';
 import { decodeModel, saveModel } from '../../src/onnx/model.js';
 import { encodeMessage, TensorProtoT } from '../../src/onnx/schema.js';
 import { makeTensorProto } from '../../src/onnx/tensor.js';
 import { Random } from '../../src/util/random.js';
 import { FIXTURE_DIR } from '../helpers/fixtures.js';
+import { ROOT, expectOneLineError, harden } from '../helpers/cli.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'harden.js');
 let dir: string;
-
-function harden(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** A user error: non-zero exit, exactly one line on stderr naming the problem, no stack trace. */
-function expectOneLineError(r: ReturnType<typeof harden>, code: number, mentions: RegExp): void {
-  expect(r.code).toBe(code);
-  const lines = r.stderr.trim().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^harden: /);
-  expect(lines[0]).toMatch(mentions);
-  expect(r.stderr).not.toMatch(/\n\s+at /);
-}
 
 function tinyConvModel(weights: Float32Array): GraphBuilder {
   const g = new GraphBuilder({ opset: 13 });

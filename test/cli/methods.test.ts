@@ -1,26 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { ROOT, expectOneLineError, harden } from '../helpers/cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'harden.js');
 const MNIST_MODEL = path.join(ROOT, 'models', 'lenet5-mnist.onnx');
 const FASHION_MODEL = path.join(ROOT, 'models', 'lenet5-fashion-mnist.onnx');
 let dir: string;
-
-function harden(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HARDEN_WASM_THREADS: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectOneLineError(r: ReturnType<typeof harden>, pattern: RegExp): void {
-  expect(r.code).toBe(2);
-  expect(r.stderr.trim().split('\n')).toHaveLength(1);
-  expect(r.stderr).toMatch(pattern);
-}
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'harden-cli-methods-'));
@@ -44,9 +30,9 @@ describe('harden dispose', () => {
   it('bad settings are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
     const base = ['dispose', MNIST_MODEL, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:per-class=4', '-o', out];
-    expectOneLineError(harden(...base, '--lambda', '-1'), /λ|lambda/);
-    expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), /multiple|chunks/);
-    expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), /backbone does not match|images|\[/);
+    expectOneLineError(harden(...base, '--lambda', '-1'), 2, /λ|lambda/);
+    expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);
+    expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), 2, /backbone does not match|images|\[/);
   });
 });
 
@@ -63,6 +49,6 @@ describe('harden verify --attacks pl', () => {
   });
 
   it('an unknown attack is a one-line error', () => {
-    expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'pl,psychic', '--pl-data', 'mnist:limit=20', '--pl-test', 'mnist:split=test,limit=20'), /unknown attack 'psychic'/);
+    expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'pl,psychic', '--pl-data', 'mnist:limit=20', '--pl-test', 'mnist:split=test,limit=20'), 2, /unknown attack 'psychic'/);
   });
 });

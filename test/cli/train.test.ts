@@ -1,18 +1,11 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { BIN, CLI_ENV, harden } from '../helpers/cli.js';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.join(ROOT, 'bin', 'harden.js');
 let dir: string;
-
-function harden(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HARDEN_WASM_THREADS: '1' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'harden-cli-train-'));
@@ -42,7 +35,7 @@ describe('harden train', () => {
     const args = ['train', '--arch', 'lenet5', '--data', 'mnist:split=train,limit=2048', '--test-data', 'mnist:split=test,limit=300',
       '--epochs', '3', '--batch-size', '32', '--lr', '2e-3', '--json', '-o', out];
     const state = path.join(`${out}.ckpt`, 'state.json');
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, HARDEN_WASM_THREADS: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...args], { env: CLI_ENV, stdio: 'ignore' });
     // Kill it hard once the first epoch's checkpoint exists (i.e. somewhere in epoch 2).
     await new Promise<void>((resolve, reject) => {
       const timer = setInterval(() => {
