@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HardenError } from '../errors.js';
-import { cloneModel, encodeModel, saveModel, type OnnxModel } from '../onnx/model.js';
+import { cloneModel, saveModel, type OnnxModel } from '../onnx/model.js';
 import { newEntry, type ModelProto, type TensorProto } from '../onnx/schema.js';
 import { readTensor, setTensorData, hostToFloat32 } from '../onnx/tensor.js';
 
@@ -82,6 +82,3 @@ export async function exportModel(model: OnnxModel, weights: Map<string, Float32
   return proto;
 }
 
-export function modelBytes(proto: ModelProto): Uint8Array {
-  return encodeModel(proto);
-}

@@ -153,7 +153,7 @@ export class ImportedGraph {
       };
       const converter = resolveConverter(info.domain, (node.op_type ?? ''), opset, where);
       const kernel = converter.convert(info);
-      const unknown = attrs.names().filter((a) => !attrs.used.has(a) && !IGNORED_ATTRIBUTES.has(a));
+      const unknown = attrs.names().filter((a) => !attrs.used.has(a));
       if (unknown.length) fail(`attribute${unknown.length > 1 ? 's' : ''} ${unknown.map((a) => `'${a}'`).join(', ')} not supported`);
 
       // Nodes whose inputs are all known at import (Constant, shape arithmetic on constants) are folded.
@@ -243,9 +243,6 @@ export class ImportedGraph {
     this.deviceConstants.clear();
   }
 }
-
-/** Attributes that carry no semantics for inference/training here. */
-const IGNORED_ATTRIBUTES = new Set<string>([]);
 
 function isFloatDtype(d: string): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';

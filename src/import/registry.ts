@@ -75,9 +75,3 @@ export function resolveConverter(domain: string, opType: string, opset: number, 
   throw new HardenError(`${where}: unsupported op ${domain ? domain + '.' : ''}${opType} (opset ${opset}): ${why}`, ExitCode.Unsupported);
 }
 
-export function registeredOps(): { domain: string; opType: string; since: number[] }[] {
-  return [...registry.entries()].map(([k, list]) => {
-    const [domain, opType] = k.split('::');
-    return { domain, opType, since: list.map((c) => c.since).sort((a, b) => a - b) };
-  });
-}

@@ -99,10 +99,6 @@ export class HostValue {
 
 export type Value = DeviceValue | HostValue;
 
-export function isFloat(v: Value): boolean {
-  return v.kind === 'device' ? v.dtype === 'float32' : v.dtype === 'float32';
-}
-
 export function tfDtypeOf(dtype: HostDType): tf.DataType {
   if (dtype === 'float32') return 'float32';
   if (dtype === 'bool') return 'bool';
@@ -118,9 +114,4 @@ export function toTensor(v: Value): tf.Tensor {
 /** Whether the value's contents are known on the host without reading the device. */
 export function isHost(v: Value | undefined): v is HostValue {
   return v !== undefined && v.kind === 'host';
-}
-
-/** Shape in ONNX terms for either kind. */
-export function shapeOf(v: Value): number[] {
-  return v.shape;
 }
