@@ -1,9 +1,10 @@
 import { loadModel, opsetOf, initializerMap, type OnnxModel } from '../onnx/model.js';
 import { toNumber } from '../onnx/schema.js';
-import { hostToFloat32, numel } from '../onnx/tensor.js';
+import { numel } from '../onnx/tensor.js';
 import { findConverter } from '../import/registry.js';
 import { findClassifierHead } from '../import/head.js';
 import { readHardenRecord } from '../export/export.js';
+import { sparsityOf } from '../export/sparsity.js';
 import { ImportedGraph } from '../import/graph.js';
 import { HardenError } from '../errors.js';
 import type { ValueInfoProto } from '../onnx/schema.js';
@@ -54,19 +55,11 @@ export async function inspectModel(file: string): Promise<InspectReport> {
   }
   const inits = initializerMap(proto, model.baseDir);
   const initNames = new Set(inits.keys());
-  let elements = 0, zeros = 0, weightElements = 0;
-  const perTensor: Record<string, number> = {};
-  for (const [name, h] of inits) {
-    if (!['float32', 'float16', 'float64', 'bfloat16'].includes(h.dtype)) continue;
-    const n = numel(h.shape);
-    elements += n;
-    if (h.shape.length < 2) continue; // biases and norms are not pruned
-    const data = hostToFloat32(h);
-    const z = data.reduce((acc, v) => acc + (v === 0 ? 1 : 0), 0);
-    perTensor[name] = z / Math.max(1, n);
-    zeros += z;
-    weightElements += n;
+  let elements = 0;
+  for (const h of inits.values()) {
+    if (['float32', 'float16', 'float64', 'bfloat16'].includes(h.dtype)) elements += numel(h.shape);
   }
+  const sparsity = sparsityOf(inits); // weight matrices and kernels (rank ≥ 2) only
   const head = findClassifierHead(proto);
   const report: InspectReport = {
     file,
@@ -80,7 +73,10 @@ export async function inspectModel(file: string): Promise<InspectReport> {
     unsupportedOps: [...unsupported].sort(),
     featureTensor: head?.featureTensor,
     headParameters: head?.parameters,
-    sparsity: { global: weightElements ? zeros / weightElements : 0, perTensor },
+    sparsity: {
+      global: sparsity.global,
+      perTensor: Object.fromEntries(Object.entries(sparsity.perTensor).map(([name, t]) => [name, t.sparsity])),
+    },
     harden: readHardenRecord(proto),
   };
   if (unsupported.size === 0) tryImport(model, report);

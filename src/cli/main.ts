@@ -9,6 +9,21 @@ import { runTrain } from './train.js';
 import { runDispose } from './dispose.js';
 import { runVerify, formatVerify } from './verify.js';
 import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
+import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
+import { runPrune, formatPrune } from './prune.js';
+import { SLC_FRACTIONS } from '../verify/slc.js';
+
+/** Options of every command that writes a model from a long, checkpointed run. */
+const RUN_OPTIONS = {
+  'checkpoint-dir': { type: 'string', describe: 'Checkpoint folder (default: <output>.ckpt)' },
+  resume: { type: 'boolean', default: false, describe: 'Continue from the last checkpoint' },
+  overwrite: { type: 'boolean', default: false, describe: 'Replace an existing output file' },
+} as const;
+
+/** What every model-writing command passes on to its runner. */
+function runArgs(args: { output: string; resume: boolean; 'checkpoint-dir'?: string; json: boolean; overwrite: boolean }) {
+  return { output: args.output, resume: args.resume, checkpointDir: args['checkpoint-dir'], json: args.json, overwrite: args.overwrite };
+}
 
 function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
@@ -77,9 +92,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('train', { type: 'string', default: 'all', describe: 'What to train: all, head, or last-K (the last K layers with weights)' })
           .option('augment', { type: 'boolean', default: false, describe: 'Random crop (4 px) and horizontal flip' })
           .option('seed', { type: 'number', default: 0 })
-          .option('checkpoint-dir', { type: 'string', describe: 'Checkpoint folder (default: <output>.ckpt)' })
-          .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last checkpoint' })
-          .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output file' }),
+          .options(RUN_OPTIONS),
       async (args) => {
         const positive = (name: string, v: number) => {
           if (!Number.isInteger(v) || v < 1) throw new HardenError(`--${name} must be a positive integer, got ${v}`);
@@ -96,11 +109,7 @@ export async function main(argv: string[]): Promise<number> {
           arch: args.arch,
           model: args.model,
           classes: args.classes,
-          output: args.output,
-          resume: args.resume,
-          checkpointDir: args['checkpoint-dir'],
-          json: args.json,
-          overwrite: args.overwrite,
+          ...runArgs(args),
           newHead: args['new-head'],
           settings: {
             epochs: args.epochs,
@@ -137,9 +146,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('seed', { type: 'number', default: DISPOSE.seed })
-          .option('checkpoint-dir', { type: 'string', describe: 'Checkpoint folder (default: <output>.ckpt)' })
-          .option('resume', { type: 'boolean', default: false })
-          .option('overwrite', { type: 'boolean', default: false }),
+          .options(RUN_OPTIONS),
       async (args) => {
         await initBackend(args.backend as BackendName | 'auto');
         const summary = await runDispose({
@@ -147,11 +154,7 @@ export async function main(argv: string[]): Promise<number> {
           retain: args.retain,
           forget: args.forget,
           sourceModel: args['source-model'],
-          output: args.output,
-          resume: args.resume,
-          checkpointDir: args['checkpoint-dir'],
-          json: args.json,
-          overwrite: args.overwrite,
+          ...runArgs(args),
           settings: {
             method: args.method,
             lambda: args.lambda,
@@ -168,23 +171,93 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
+      'prune <model>',
+      'Non-transferable pruning: keep the authorized domain, make the blocked one no easier to learn than from scratch, at a given sparsity (or plain magnitude pruning)',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model trained on the authorized (keep) domain' })
+          .option('keep', { type: 'string', demandOption: true, describe: 'Authorized-domain training data spec' })
+          .option('block', { type: 'string', describe: 'Unauthorized-domain training data spec (ntp needs it; at least 2 classes)' })
+          .option('keep-test', { type: 'string', describe: 'Authorized-domain test data: accuracy before/after goes into the metadata' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the pruned model' })
+          .option('method', { choices: ['ntp', 'magnitude'] as const, default: PRUNE.method, describe: 'ntp: ADMM with the non-transferable loss; magnitude: prune the smallest weights' })
+          .option('sparsity', { type: 'number', default: PRUNE.sparsity, describe: 'Fraction of the prunable weights set to zero, in [0, 1)' })
+          .option('scope', { choices: ['global', 'layer'] as const, default: PRUNE.scope, describe: 'Rank magnitudes over all weights together, or per layer' })
+          .option('alpha', { type: 'number', default: PRUNE.alpha, describe: 'α: weight of the clipped blocked-domain cross-entropy (pushed up)' })
+          .option('beta', { type: 'number', default: PRUNE.beta, describe: 'β: clip of that cross-entropy' })
+          .option('fisher-weight', { type: 'number', default: PRUNE.fisherWeight, describe: 'λ_F: weight of the blocked domain\'s Fisher ratio S_B/S_W' })
+          .option('rho', { type: 'number', default: PRUNE.rho, describe: 'ADMM penalty ρ' })
+          .option('iterations', { type: 'number', default: PRUNE.iterations, describe: 'ADMM iterations' })
+          .option('steps-per-iteration', { type: 'number', default: PRUNE.stepsPerIteration, describe: 'Adam steps per ADMM W-step' })
+          .option('lr', { type: 'number', default: PRUNE.learningRate, describe: 'Adam learning rate of the W-steps' })
+          .option('tolerance', { type: 'number', default: PRUNE.tolerance, describe: 'Stop ADMM once ‖W − Z‖/‖W‖ is below this' })
+          .option('finetune-steps', { type: 'number', default: PRUNE.finetuneSteps, describe: 'Masked fine-tuning steps on the keep data after pruning' })
+          .option('finetune-lr', { type: 'number', default: PRUNE.finetuneLearningRate })
+          .option('batch-size', { type: 'number', default: PRUNE.batchSize, describe: 'Keep and block batch size' })
+          .option('keep-head-dense', { type: 'boolean', default: PRUNE.keepHeadDense, describe: 'Do not prune the classifier layer' })
+          .option('sparse-format', { choices: ['dense', 'coo'] as const, default: 'dense' as const, describe: 'coo: write pruned weights as ONNX sparse_initializer entries' })
+          .option('seed', { type: 'number', default: PRUNE.seed })
+          .options(RUN_OPTIONS),
+      async (args) => {
+        if (!(args.sparsity >= 0 && args.sparsity < 1)) throw new HardenError(`--sparsity must be in [0, 1), got ${args.sparsity}`);
+        if (args.method === 'ntp' && !args.block) throw new HardenError('--method ntp needs --block (the unauthorized domain\'s data)');
+        await initBackend(args.backend as BackendName | 'auto');
+        const summary = await runPrune({
+          model: args.model,
+          keep: args.keep,
+          block: args.block,
+          keepTest: args['keep-test'],
+          ...runArgs(args),
+          sparseFormat: args['sparse-format'],
+          settings: {
+            method: args.method,
+            sparsity: args.sparsity,
+            scope: args.scope,
+            alpha: args.alpha,
+            beta: args.beta,
+            fisherWeight: args['fisher-weight'],
+            rho: args.rho,
+            iterations: args.iterations,
+            stepsPerIteration: args['steps-per-iteration'],
+            learningRate: args.lr,
+            tolerance: args.tolerance,
+            finetuneSteps: args['finetune-steps'],
+            finetuneLearningRate: args['finetune-lr'],
+            batchSize: args['batch-size'],
+            keepHeadDense: args['keep-head-dense'],
+            seed: args.seed,
+          },
+        });
+        print(args.json, summary, formatPrune(summary));
+      },
+    )
+    .command(
       'verify <model>',
-      'Attack a model under onnxruntime and report how much an attacker gains by fine-tuning it (this version: the piggyback-learning attack)',
+      'Attack a model under onnxruntime and report how much an attacker gains by fine-tuning it: piggyback learning (pl) and the sample-wise learning curve (slc)',
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to attack' })
-          .option('attacks', { type: 'string', default: 'pl', describe: 'Comma-separated attacks (pl)' })
-          .option('pl-data', { type: 'string', demandOption: true, describe: 'Piggyback set spec; --val-fraction of it chooses the learning rate' })
-          .option('pl-test', { type: 'string', demandOption: true, describe: 'Test set spec for the piggyback task' })
-          .option('val-fraction', { type: 'number', default: 0.5 })
-          .option('epochs', { type: 'number', default: 10 })
-          .option('batch-size', { type: 'number', default: 10 })
+          .option('attacks', { type: 'string', default: 'pl', describe: 'Comma-separated attacks: pl, slc' })
+          .option('pl-data', { type: 'string', describe: 'pl: piggyback set spec; --val-fraction of it chooses the learning rate' })
+          .option('pl-test', { type: 'string', describe: 'pl: test set spec for the piggyback task' })
+          .option('val-fraction', { type: 'number', default: 0.5, describe: 'pl: part of --pl-data held out to choose the learning rate' })
+          .option('epochs', { type: 'number', default: 10, describe: 'pl: fine-tuning epochs' })
+          .option('batch-size', { type: 'number', default: 10, describe: 'pl: batch size' })
+          .option('slc-data', { type: 'string', describe: 'slc: the attacker\'s training pool (fractions are taken of it)' })
+          .option('slc-test', { type: 'string', describe: 'slc: test set spec' })
+          .option('slc-fractions', { type: 'string', default: SLC_FRACTIONS.join(','), describe: 'slc: data fractions, increasing, in (0, 1]' })
+          .option('slc-steps', { type: 'number', default: 100, describe: 'slc: fine-tuning steps for every fraction (the same budget)' })
+          .option('slc-batch-size', { type: 'number', default: 32 })
+          .option('slc-val-images', { type: 'number', default: 500, describe: 'slc: images of --slc-data held out to choose the learning rate' })
+          .option('plot', { type: 'string', describe: 'slc: write the learning curves to this .svg or .png' })
           .option('lr-grid', { type: 'string', default: '1e-3,3e-3', describe: 'Learning rates the attacker tries' })
           .option('seed', { type: 'number', default: 0 }),
       async (args) => {
-        for (const name of ['epochs', 'batch-size'] as const) {
-          if (!Number.isInteger(args[name]) || args[name] < 1) throw new HardenError(`--${name} must be a positive integer, got ${args[name]}`);
-        }
+        const numbers = (flag: string, v: string) => {
+          const xs = v.split(',').map((t) => Number(t.trim()));
+          if (xs.some((x) => !Number.isFinite(x))) throw new HardenError(`--${flag} must be comma-separated numbers, got '${v}'`);
+          return xs;
+        };
         await initBackend(args.backend as BackendName | 'auto');
         const report = await runVerify({
           model: args.model,
@@ -194,8 +267,16 @@ export async function main(argv: string[]): Promise<number> {
           valFraction: args['val-fraction'],
           epochs: args.epochs,
           batchSize: args['batch-size'],
-          learningRates: args['lr-grid'].split(',').map(Number),
+          learningRates: numbers('lr-grid', args['lr-grid']),
           seed: args.seed,
+          slcData: args['slc-data'],
+          slcTest: args['slc-test'],
+          slcFractions: numbers('slc-fractions', args['slc-fractions']),
+          slcSteps: args['slc-steps'],
+          slcBatchSize: args['slc-batch-size'],
+          slcValImages: args['slc-val-images'],
+          plot: args.plot,
+          json: args.json,
         });
         print(args.json, report, formatVerify(report));
       },

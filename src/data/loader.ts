@@ -67,3 +67,33 @@ export function* batches(ds: Dataset, opts: BatchOptions): Generator<Batch> {
     yield { x: { dtype: 'float32', shape: [b, ...ds.shape], data }, y, indices };
   }
 }
+
+/**
+ * The `size` examples of step `step` from an endless seeded stream over the dataset (one
+ * reshuffle per pass, epochOrder): depends only on (seed, step), so a resumed run repeats it.
+ */
+export class StepSampler {
+  private readonly orders = new Map<number, Int32Array>();
+  constructor(private readonly ds: Dataset, private readonly size: number, private readonly seed: number) {}
+
+  batch(step: number): { x: HostTensor; y: Int32Array } {
+    const n = this.ds.labels.length;
+    const per = this.ds.shape[0] * this.ds.shape[1] * this.ds.shape[2];
+    const data = new Float32Array(this.size * per);
+    const y = new Int32Array(this.size);
+    for (let j = 0; j < this.size; j++) {
+      const t = step * this.size + j;
+      const pass = Math.floor(t / n);
+      let order = this.orders.get(pass);
+      if (!order) {
+        this.orders.clear();
+        order = epochOrder(n, this.seed, pass);
+        this.orders.set(pass, order);
+      }
+      const i = order[t % n]!;
+      data.set(this.ds.images.subarray(i * per, (i + 1) * per), j * per);
+      y[j] = this.ds.labels[i]!;
+    }
+    return { x: { dtype: 'float32', shape: [this.size, ...this.ds.shape], data }, y };
+  }
+}

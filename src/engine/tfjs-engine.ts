@@ -4,6 +4,7 @@ import type { OnnxModel } from '../onnx/model.js';
 import { HardenError } from '../errors.js';
 import { ImportedGraph } from '../import/graph.js';
 import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
+import { readOptimizerState, restoreOptimizerState, type NamedArrays } from './optimizer-state.js';
 
 /** Mean softmax cross-entropy written with plain ops, so it is differentiable to second order. */
 export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
@@ -33,6 +34,7 @@ export class TfjsTrainable implements TrainableGraph {
   private optimizer?: tf.Optimizer;
   private optimizerSpec: OptimizerSpec = { kind: 'sgd', learningRate: 0.01 };
   private trainable: Set<string> | undefined;
+  private masks = new Map<string, tf.Tensor>();
   seed = 0;
 
   constructor(model: OnnxModel, source?: string) {
@@ -107,6 +109,7 @@ export class TfjsTrainable implements TrainableGraph {
       this.graph.variables.get(name)!.assign(t);
       t.dispose();
     }
+    this.applyMasks();
     const value = (await loss.data())[0];
     loss.dispose();
     return value;
@@ -127,6 +130,26 @@ export class TfjsTrainable implements TrainableGraph {
     this.trainable = new Set(names);
   }
 
+  setMasks(masks: Map<string, Uint8Array> | undefined): void {
+    tf.dispose([...this.masks.values()]);
+    this.masks.clear();
+    for (const [name, mask] of masks ?? []) {
+      const v = this.graph.variables.get(name);
+      if (!v || !this.parameterNames.includes(name)) throw new HardenError(`${this.graph.source}: no learnable parameter named '${name}' to mask`);
+      if (mask.length !== v.size) throw new HardenError(`${this.graph.source}: mask of '${name}' has ${mask.length} entries for ${v.size} weights`);
+      this.masks.set(name, tf.tensor(Float32Array.from(mask), v.shape, 'float32'));
+    }
+    this.applyMasks();
+  }
+
+  private applyMasks(): void {
+    for (const [name, mask] of this.masks) {
+      const v = this.graph.variables.get(name)!;
+      // + 0 turns the −0 of negative weights times 0 into +0: pruned weights are plain zeros.
+      tf.tidy(() => v.assign(tf.add(tf.mul(v, mask), 0)));
+    }
+  }
+
   setLearningRate(learningRate: number): void {
     this.optimizerSpec = { ...this.optimizerSpec, learningRate };
     if (!this.optimizer) return;
@@ -136,27 +159,13 @@ export class TfjsTrainable implements TrainableGraph {
     if (typeof sgd.setLearningRate === 'function') sgd.setLearningRate(learningRate);
   }
 
-  async optimizerState(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
-    const state = new Map<string, { shape: number[]; data: Float32Array }>();
-    if (!this.optimizer) return state;
-    // Slots are keyed by tfjs variable names, which carry a per-process graph prefix: store ONNX names.
-    const toOnnx = new Map([...this.graph.variables].map(([onnx, v]) => [v.name, onnx]));
-    for (const [i, { name, tensor }] of (await this.optimizer.getWeights()).entries()) {
-      // Several slots per variable (Adam's two moments) share a name: keep them apart by position.
-      const key = `${i}:${toOnnx.get(name) ?? name}`;
-      state.set(key, { shape: [...tensor.shape], data: Float32Array.from((await tensor.data()) as Float32Array) });
-    }
-    return state;
+  async optimizerState(): Promise<NamedArrays> {
+    return this.optimizer ? readOptimizerState(this.optimizer, this.graph) : new Map();
   }
 
-  async setOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
+  async setOptimizerState(state: NamedArrays): Promise<void> {
     this.optimizer ??= makeOptimizer(this.optimizerSpec);
-    const named = [...state].map(([key, { shape, data }]) => {
-      const onnx = key.slice(key.indexOf(':') + 1);
-      return { name: this.graph.variables.get(onnx)?.name ?? onnx, tensor: tf.tensor(data, shape, 'float32') };
-    });
-    await this.optimizer.setWeights(named);
-    tf.dispose(named.map((n) => n.tensor));
+    await restoreOptimizerState(this.optimizer, this.graph, undefined, state);
   }
 
   weights(): Map<string, Float32Array> {
@@ -173,6 +182,7 @@ export class TfjsTrainable implements TrainableGraph {
   }
 
   dispose(): void {
+    this.setMasks(undefined);
     this.optimizer?.dispose();
     this.graph.dispose();
   }

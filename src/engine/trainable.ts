@@ -34,6 +34,11 @@ export interface TrainableGraph {
   setLearningRate(learningRate: number): void;
   /** Restrict training to these parameters ('all' restores every learnable parameter). */
   setTrainable(names: readonly string[] | 'all'): void;
+  /**
+   * Pruning masks (1 keeps, 0 prunes) by parameter name: applied to the weights now and after
+   * every update, so masked weights stay exactly zero. `undefined` removes them.
+   */
+  setMasks(masks: Map<string, Uint8Array> | undefined): void;
   /** Optimizer state (moments, step count) as named arrays, for checkpoints. */
   optimizerState(): Promise<Map<string, { shape: number[]; data: Float32Array }>>;
   setOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void>;

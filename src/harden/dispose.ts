@@ -23,12 +23,14 @@ import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
-import { epochOrder } from '../data/loader.js';
+import { StepSampler } from '../data/loader.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
+import { readOptimizerState, restoreOptimizerState } from '../engine/optimizer-state.js';
 import { ImportedGraph } from '../import/graph.js';
 import { exportModel, HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState, type StepRun } from '../train/checkpoint.js';
 import { Random } from '../util/random.js';
+import { checkImagesFit } from '../train/fit.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { buildSourceHead, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 
@@ -89,13 +91,7 @@ export interface DisposeProgress {
   onResume?(step: number): void;
 }
 
-export interface DisposeRun {
-  checkpointDir?: string;
-  resume?: boolean;
-  progress?: DisposeProgress;
-  /** Checkpoint every this many steps (and at the end); default 50. */
-  checkpointEvery?: number;
-}
+export type DisposeRun = StepRun<DisposeProgress>;
 
 export interface DisposeResult {
   proto: ModelProto;
@@ -121,63 +117,9 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
 }
 
-function checkFits(graph: ImportedGraph, data: Dataset, what: string): void {
-  const declared = graph.inputs[0].shape.slice(1);
-  const fits = declared.length === 3 && declared.every((d, i) => typeof d !== 'number' || d <= 0 || d === data.shape[i]);
-  if (!fits) fail(`${what} images are [${data.shape.join(', ')}] but the model takes [${declared.join(', ')}]`);
-}
-
-/**
- * The `size` examples of step `step` from an endless seeded stream over the dataset (one
- * reshuffle per pass, epochOrder): depends only on (seed, step), so a resumed run repeats it.
- */
-export class StepSampler {
-  private readonly orders = new Map<number, Int32Array>();
-  constructor(private readonly ds: Dataset, private readonly size: number, private readonly seed: number) {}
-
-  batch(step: number): { x: HostTensor; y: Int32Array } {
-    const n = this.ds.labels.length;
-    const per = this.ds.shape[0] * this.ds.shape[1] * this.ds.shape[2];
-    const data = new Float32Array(this.size * per);
-    const y = new Int32Array(this.size);
-    for (let j = 0; j < this.size; j++) {
-      const t = step * this.size + j;
-      const pass = Math.floor(t / n);
-      let order = this.orders.get(pass);
-      if (!order) {
-        this.orders.clear();
-        order = epochOrder(n, this.seed, pass);
-        this.orders.set(pass, order);
-      }
-      const i = order[t % n]!;
-      data.set(this.ds.images.subarray(i * per, (i + 1) * per), j * per);
-      y[j] = this.ds.labels[i]!;
-    }
-    return { x: { dtype: 'float32', shape: [this.size, ...this.ds.shape], data }, y };
-  }
-}
-
 function settingsKey(s: DisposeSettings): Record<string, unknown> {
   const { sourceModel, ...rest } = s;
   return JSON.parse(JSON.stringify({ ...rest, sourceModel: sourceModel ? (sourceModel.path ?? 'given') : undefined })) as Record<string, unknown>;
-}
-
-async function optimizerState(optimizer: tf.Optimizer, graph: ImportedGraph): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
-  const state = new Map<string, { shape: number[]; data: Float32Array }>();
-  const toOnnx = new Map([...graph.variables].map(([onnx, v]) => [v.name, onnx]));
-  for (const [i, { name, tensor }] of (await optimizer.getWeights()).entries()) {
-    state.set(`${i}:${toOnnx.get(name) ?? name}`, { shape: [...tensor.shape], data: Float32Array.from((await tensor.data()) as Float32Array) });
-  }
-  return state;
-}
-
-async function setOptimizerState(optimizer: tf.Optimizer, graph: ImportedGraph, state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
-  const named = [...state].map(([key, { shape, data }]) => {
-    const onnx = key.slice(key.indexOf(':') + 1);
-    return { name: graph.variables.get(onnx)?.name ?? onnx, tensor: tf.tensor(data, shape, 'float32') };
-  });
-  await optimizer.setWeights(named);
-  tf.dispose(named.map((n) => n.tensor));
 }
 
 /**
@@ -202,8 +144,8 @@ export async function disposeModel(
   let optimizer: tf.Optimizer | undefined;
   try {
     if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
-    checkFits(graph, data.retain, 'retain data');
-    checkFits(graph, data.forget, 'forget data');
+    checkImagesFit(graph, data.retain, 'retain data');
+    checkImagesFit(graph, data.forget, 'forget data');
     const layout = targetLayout(graph);
     // 'none' (and zero steps): the model exactly as given.
     if (s.method === 'none' || s.steps === 0) return { proto: cloneModel(model.proto), history: [] };
@@ -229,13 +171,8 @@ export async function disposeModel(
       const checkpoint = await openCheckpoint(run.checkpointDir, key);
       if (checkpoint) {
         const { state, weights } = checkpoint;
-        for (const [name, v] of graph.variables) {
-          const w = weights.get(name);
-          if (w) tf.tidy(() => v.assign(tf.tensor(w, v.shape, 'float32')));
-        }
-        // Adam's slots exist only after a first step: create them, then overwrite.
-        tf.tidy(() => optimizer!.applyGradients(Object.fromEntries(allVars.map((v) => [v.name, tf.zerosLike(v)]))));
-        await setOptimizerState(optimizer, graph, decodeOptimizer(state.optimizer));
+        graph.writeWeights(weights);
+        await restoreOptimizerState(optimizer, graph, allVars, decodeOptimizer(state.optimizer));
         history = state.history as unknown as DisposeStepRecord[];
         start = state.epoch;
         run.progress?.onResume?.(start);
@@ -306,7 +243,7 @@ export async function disposeModel(
       if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) {
         await mkdir(run.checkpointDir, { recursive: true });
         await exportModel(model, graph.readWeights(), checkpointModelPath(run.checkpointDir), { overwrite: true });
-        const opt = encodeOptimizer(await optimizerState(optimizer, graph));
+        const opt = encodeOptimizer(await readOptimizerState(optimizer, graph));
         await writeState(run.checkpointDir, { version: 1, epoch: step + 1, settings: key, history: history as unknown as Record<string, unknown>[], optimizer: opt });
       }
     }

@@ -54,7 +54,7 @@ export interface HeadLayout {
 
 export function headLayout(proto: ModelProto, weightShape: readonly number[], source: string): HeadLayout {
   const head = findClassifierHead(proto);
-  if (!head) throw new HardenError(`${source}: no final Gemm/MatMul classifier found (disposal needs one to locate the backbone features)`);
+  if (!head) throw new HardenError(`${source}: no final Gemm/MatMul classifier found (needed to locate the backbone features)`);
   const layer = head.nodes[0];
   if (weightShape.length !== 2) throw new HardenError(`${source}: the classifier weight '${layer.input[1]}' is not 2-D`);
   const transposed = layer.op_type === 'Gemm' && layer.attribute.some((a) => a.name === 'transB' && toNumber(a.i) === 1);
@@ -85,7 +85,7 @@ function makeHead(weight: tf.Tensor2D, bias: tf.Tensor1D, origin: SourceHead['or
 /** The transfer-learned model's classifier layout (feature tensor and feature size). */
 export function targetLayout(graph: ImportedGraph): HeadLayout {
   const head = findClassifierHead(graph.model.proto);
-  if (!head) throw new HardenError(`${graph.source}: no final Gemm/MatMul classifier found (disposal needs one to locate the backbone features)`);
+  if (!head) throw new HardenError(`${graph.source}: no final Gemm/MatMul classifier found (needed to locate the backbone features)`);
   const w = graph.variables.get(head.nodes[0].input[1]);
   const shape = w ? w.shape : (initializerMap(graph.model.proto, graph.model.baseDir).get(head.nodes[0].input[1])?.shape ?? []);
   return headLayout(graph.model.proto, shape, graph.source);

@@ -232,6 +232,14 @@ export class ImportedGraph {
     return out;
   }
 
+  /** Assign the variables named in `weights` (checkpoints: names the graph lacks are ignored). */
+  writeWeights(weights: Map<string, Float32Array>): void {
+    for (const [name, data] of weights) {
+      const v = this.variables.get(name);
+      if (v) tf.tidy(() => v.assign(tf.tensor(data, v.shape, 'float32')));
+    }
+  }
+
   trainableVariables(): tf.Variable[] {
     return [...this.variables.entries()].filter(([n]) => !this.statisticNames.has(n)).map(([, v]) => v);
   }

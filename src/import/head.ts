@@ -19,7 +19,7 @@ export interface ClassifierHead {
 export function findClassifierHead(proto: ModelProto): ClassifierHead | undefined {
   const graph = proto.graph;
   if (!graph || graph.output.length === 0) return undefined;
-  const inits = new Set(graph.initializer.map((t) => t.name ?? ''));
+  const inits = new Set([...graph.initializer.map((t) => t.name ?? ''), ...graph.sparse_initializer.map((s) => s.values?.name ?? '')]);
   const producer = new Map<string, NodeProto>();
   for (const n of graph.node) for (const o of n.output) producer.set(o, n);
 

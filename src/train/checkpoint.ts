@@ -14,6 +14,17 @@ export interface CheckpointState {
   settings: Record<string, unknown>;
   history: Record<string, unknown>[];
   optimizer: { key: string; shape: number[]; data: string }[];
+  /** Other named arrays a method carries between steps (e.g. ADMM's Z and U), same encoding. */
+  tensors?: { key: string; shape: number[]; data: string }[];
+}
+
+/** How a step-based method run checkpoints and reports progress (`P`: its progress callbacks). */
+export interface StepRun<P> {
+  checkpointDir?: string;
+  resume?: boolean;
+  progress?: P;
+  /** Checkpoint every this many steps (and at the end); default 50. */
+  checkpointEvery?: number;
 }
 
 export const CHECKPOINT_MODEL = 'model.onnx';

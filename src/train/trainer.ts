@@ -10,6 +10,7 @@ import { exportModel, withWeights } from '../export/export.js';
 import { evaluate, type Evaluation } from '../verify/evaluate.js';
 import { Random } from '../util/random.js';
 import { cropAndFlip } from './augment.js';
+import { checkImagesFit } from './fit.js';
 import { selectTrainable } from './head.js';
 import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from './checkpoint.js';
 
@@ -55,15 +56,6 @@ export function learningRateAt(s: TrainSettings, epoch: number): number {
   return lr;
 }
 
-/** The model's declared input [C, H, W] and class count must fit the data. */
-function checkFits(engine: TfjsTrainable, data: Dataset, what: string): void {
-  const declared = engine.graph.inputs[0].shape.slice(1);
-  const fits = declared.length === 3 && declared.every((d, i) => typeof d !== 'number' || d <= 0 || d === data.shape[i]);
-  if (!fits) {
-    throw new HardenError(`${what} images are [${data.shape.join(', ')}] but the model takes [${declared.join(', ')}] (use size= / channels= in the dataset spec)`);
-  }
-}
-
 function checkLabels(data: Dataset, classes: number, what: string): void {
   const max = data.labels.reduce((m, v) => Math.max(m, v), -1);
   if (max >= classes) throw new HardenError(`${what} has label ${max} but the model has ${classes} classes (choose classes= or --classes)`);
@@ -77,8 +69,8 @@ function checkLabels(data: Dataset, classes: number, what: string): void {
 export async function trainModel(model: OnnxModel, source: string, trainSet: Dataset, testSet: Dataset | undefined, s: TrainSettings, run: TrainRun = {}): Promise<{ proto: ModelProto; history: EpochRecord[] }> {
   const engine = new TfjsTrainable(model, source);
   try {
-    checkFits(engine, trainSet, 'training data');
-    if (testSet) checkFits(engine, testSet, 'test data');
+    checkImagesFit(engine.graph, trainSet, 'training data');
+    if (testSet) checkImagesFit(engine.graph, testSet, 'test data');
     const classDim = engine.graph.model.proto.graph?.output[0].type?.tensor_type?.shape?.dim?.at(-1);
     const classes = classDim?.value === 'dim_value' ? toNumber(classDim.dim_value) : trainSet.classes;
     checkLabels(trainSet, classes, 'training data');

@@ -1,6 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { ROOT, expectOneLineError, harden } from '../helpers/cli.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createSession, runSession } from '../../src/verify/ort.js';
+import { GraphBuilder } from '../../src/onnx/builder.js';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -41,7 +43,7 @@ describe('harden verify --attacks pl', () => {
     const r = harden('verify', FASHION_MODEL, '--pl-data', 'mnist:split=train,per-class=10', '--pl-test', 'mnist:split=test,limit=300',
       '--epochs', '3', '--lr-grid', '3e-3', '--json');
     expect(r.code, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout);
+    const report = JSON.parse(r.stdout).pl;
     expect(report.protocol.trainImages + report.protocol.valImages).toBe(100);
     expect(report.protocol.testImages).toBe(300);
     expect(report.plAccuracy).toBeGreaterThan(0.1);
@@ -50,5 +52,77 @@ describe('harden verify --attacks pl', () => {
 
   it('an unknown attack is a one-line error', () => {
     expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'pl,psychic', '--pl-data', 'mnist:limit=20', '--pl-test', 'mnist:split=test,limit=20'), 2, /unknown attack 'psychic'/);
+  });
+});
+
+describe('harden prune', () => {
+  it('writes an NTP-pruned model with exact zeros, its sparsity in the metadata, and a COO variant that runs the same', async () => {
+    const dense = path.join(dir, 'ntp.onnx');
+    const coo = path.join(dir, 'ntp-coo.onnx');
+    const base = ['prune', MNIST_MODEL, '--keep', 'mnist:split=train,limit=256', '--block', 'fashion-mnist:split=train,limit=256', '--keep-test', 'mnist:split=test,limit=200',
+      '--iterations', '2', '--steps-per-iteration', '2', '--finetune-steps', '2', '--batch-size', '16', '--json'];
+    const r = harden(...base, '-o', dense);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.method).toBe('ntp');
+    expect(summary.admmIterations).toHaveLength(2);
+    for (const s of Object.values(summary.prunedTensors as Record<string, number>)) expect(s).toBeGreaterThan(0);
+    expect(summary.keepAccuracyBefore).toBeGreaterThan(0.95); // measured on 200 test images; 2+2 steps do not restore it after pruning
+    expect(summary.keepAccuracy).toBeGreaterThanOrEqual(0);
+    const inspected = JSON.parse(harden('inspect', '--json', dense).stdout);
+    expect(inspected.harden.operation).toBe('prune');
+    expect(inspected.sparsity.global).toBeGreaterThan(0.89);
+    expect(inspected.sparsity.global).toBeLessThan(0.91);
+    expect(harden(...base, '--sparse-format', 'coo', '-o', coo).code).toBe(0);
+    expect(statSync(coo).size).toBeLessThan(statSync(dense).size / 2);
+    const x = { dtype: 'float32' as const, shape: [4, 1, 28, 28], data: Float32Array.from({ length: 4 * 784 }, (_, i) => (i * 37) % 101 / 100) };
+    const outputs = await Promise.all([dense, coo].map(async (f) => {
+      const session = await createSession(readFileSync(f));
+      const out = (await runSession(session, { [session.inputNames[0]!]: x })).get(session.outputNames[0]!)!;
+      await session.release();
+      return [...(out.data as Float32Array)];
+    }));
+    expect(outputs[1]).toEqual(outputs[0]);
+  });
+
+  it('bad input is a one-line error', () => {
+    const out = path.join(dir, 'bad-prune.onnx');
+    const base = ['prune', MNIST_MODEL, '--keep', 'mnist:limit=32', '-o', out];
+    expectOneLineError(harden(...base, '--block', 'fashion-mnist:limit=32', '--sparsity', '1'), 2, /--sparsity must be in \[0, 1\), got 1/);
+    expectOneLineError(harden(...base, '--block', 'fashion-mnist:limit=32', '--sparsity', '-0.5'), 2, /--sparsity/);
+    expectOneLineError(harden(...base, '--block', 'fashion-mnist:classes=3,limit=32'), 2, /has 1 class; the Fisher ratio needs at least 2/);
+    expectOneLineError(harden(...base), 2, /--block/);
+    const headless = path.join(dir, 'headless.onnx');
+    const g = new GraphBuilder({ opset: 13 });
+    g.input('input', ['batch', 1, 28, 28]);
+    g.initializer('w', { data: new Float32Array(18).fill(0.1), shape: [2, 1, 3, 3] });
+    g.node('Conv', ['input', 'w'], ['c']);
+    g.node('Flatten', ['c'], ['logits']);
+    g.output('logits', ['batch', 1352]);
+    writeFileSync(headless, g.toBytes());
+    expectOneLineError(harden('prune', headless, '--keep', 'mnist:limit=32', '--method', 'magnitude', '-o', out), 2, /no final Gemm\/MatMul classifier/);
+  });
+});
+
+describe('harden verify --attacks slc', () => {
+  it('reports the learning curves, SLC-AUC (dense and masked) and writes a plot', () => {
+    const pruned = path.join(dir, 'mag.onnx');
+    expect(harden('prune', MNIST_MODEL, '--method', 'magnitude', '--keep', 'mnist:limit=64', '--finetune-steps', '0', '-o', pruned).code).toBe(0);
+    const plot = path.join(dir, 'slc.svg');
+    const r = harden('verify', pruned, '--attacks', 'slc', '--slc-data', 'fashion-mnist:split=train,limit=600', '--slc-test', 'fashion-mnist:split=test,limit=200',
+      '--slc-fractions', '0.02,0.2,1', '--slc-steps', '3', '--slc-val-images', '100', '--lr-grid', '3e-3', '--plot', plot, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const slc = JSON.parse(r.stdout).slc;
+    expect(slc.result.model.points.map((p: { images: number }) => p.images)).toEqual([10, 100, 500]);
+    expect(slc.slcAuc).toBeCloseTo(slc.result.model.auc - slc.result.scratch.auc, 12);
+    expect(slc.slcAucMasked).toBeCloseTo(slc.result.masked.auc - slc.result.scratch.auc, 12);
+    const svg = readFileSync(plot, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toMatch(/masked attacker/);
+  });
+
+  it('missing data flags are one-line errors', () => {
+    expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'slc'), 2, /--slc-data and --slc-test/);
+    expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'slc', '--slc-data', 'mnist:limit=50', '--slc-test', 'mnist:limit=50', '--slc-fractions', '0.5,0.1'), 2, /fractions must increase/);
   });
 });

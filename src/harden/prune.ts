@@ -1,0 +1,374 @@
+/**
+ * Non-transferable pruning (NTP) and the magnitude-pruning baseline.
+ *
+ * Model = encoder E (everything before the classifier) + source head h_s. A target head h_t is
+ * fitted once as a linear probe on E's frozen features of the unauthorized ("block") data and then
+ * held fixed. Per step, with a keep batch (x_s, y_s) and a block batch (x_t, y_t), f_t = E(x_t):
+ *
+ *   L = CE(h_s(E(x_s)), y_s) − α·min(CE(h_t(f_t), y_t), β) + λ_F·S_B/S_W(f_t) + ρ/2·Σ‖W − Z + U‖²
+ *
+ * ADMM for "W has at most (1 − s) non-zeros" (per layer or global):
+ *   W-step: `stepsPerIteration` Adam steps on L;  Z = Π(W + U) (largest magnitudes);  U ← U + W − Z;
+ *   stop after `iterations`, or once ‖W − Z‖/‖W‖ < `tolerance`.
+ * Then W is hard-pruned to Z's support and fine-tuned masked on the keep loss alone.
+ * 'magnitude' skips ADMM: prune W to its largest magnitudes, then the same masked fine-tune.
+ *
+ * BatchNorm runs in inference mode throughout: the authorized model's running statistics are
+ * kept as they are and the unauthorized data never enters them.
+ */
+import { mkdir } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { HardenError } from '../errors.js';
+import type { OnnxModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/schema.js';
+import type { Dataset } from '../data/types.js';
+import { StepSampler } from '../data/loader.js';
+import { crossEntropy } from '../engine/tfjs-engine.js';
+import { readOptimizerState, restoreOptimizerState, type NamedArrays } from '../engine/optimizer-state.js';
+import { ImportedGraph } from '../import/graph.js';
+import { HARDEN_METADATA_KEY, exportModel, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState, type StepRun } from '../train/checkpoint.js';
+import { checkImagesFit } from '../train/fit.js';
+import { applyMask, projectOntoSparsity, prunableWeights, residual, sparsityMasks, type PruneScope } from './admm.js';
+import { fisherRatio } from './fisher.js';
+import { fitLinearProbe, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+
+export type PruneMethod = 'ntp' | 'magnitude';
+
+export interface PruneSettings {
+  method: PruneMethod;
+  /** Fraction of the prunable weights set to zero, in [0, 1). */
+  sparsity: number;
+  scope: PruneScope;
+  /** Weight α of the clipped block-domain cross-entropy that is pushed up. */
+  alpha: number;
+  /** Clip β of that cross-entropy: beyond it the term stops pushing. */
+  beta: number;
+  /** Weight λ_F of the block-domain Fisher ratio. */
+  fisherWeight: number;
+  /** ADMM penalty ρ. */
+  rho: number;
+  /** ADMM iterations (each a W-step, a Z-step and a U-step). */
+  iterations: number;
+  /** Adam steps per W-step. */
+  stepsPerIteration: number;
+  learningRate: number;
+  /** Stop ADMM early once ‖W − Z‖/‖W‖ falls below this. */
+  tolerance: number;
+  /** Masked fine-tuning on the keep loss after pruning. */
+  finetuneSteps: number;
+  finetuneLearningRate: number;
+  /** Keep and block batch size. */
+  batchSize: number;
+  /** Leave the classifier layer unpruned. */
+  keepHeadDense: boolean;
+  seed: number;
+  /** Linear probe for h_t; seed defaults to `seed`. */
+  probe?: Partial<ProbeSettings>;
+}
+
+/**
+ * Defaults for LeNet-5-sized models on 28×28 data (see experiments/ntp.md for what they give):
+ * sparsity 0.9 over all weights together, α = 1 with β = 5 (≈ twice ln 10: the block-domain
+ * loss is pushed well past chance), λ_F = 10, ρ = 1 (with ρ = 0.01 the relative residual
+ * ‖W − Z‖/‖W‖ stayed near 0.6 after 5 iterations on LeNet-5; with ρ = 1 it reaches 0.04),
+ * 5 ADMM iterations of 150 steps at Adam 1e-3, then 300 masked fine-tuning steps at 5e-4,
+ * batches of 64.
+ */
+export const DEFAULT_PRUNE_SETTINGS: PruneSettings = {
+  method: 'ntp',
+  sparsity: 0.9,
+  scope: 'global',
+  alpha: 1,
+  beta: 5,
+  fisherWeight: 10,
+  rho: 1,
+  iterations: 5,
+  stepsPerIteration: 150,
+  learningRate: 1e-3,
+  tolerance: 1e-3,
+  finetuneSteps: 300,
+  finetuneLearningRate: 5e-4,
+  batchSize: 64,
+  keepHeadDense: false,
+  seed: 0,
+};
+
+export interface PruneStepRecord {
+  step: number;
+  phase: 'admm' | 'finetune';
+  /** CE on the keep batch. */
+  keep: number;
+  /** CE of h_t on the block batch (ADMM phase). */
+  block?: number;
+  /** S_B/S_W of the block batch's features (ADMM phase). */
+  fisher?: number;
+  /** ρ/2·Σ‖W − Z + U‖² (ADMM phase). */
+  penalty?: number;
+  loss: number;
+}
+
+export interface AdmmIterationRecord {
+  iteration: number;
+  /** ‖W − Z‖ / ‖W‖ after the U-step. */
+  residual: number;
+}
+
+export interface PruneProgress {
+  onStart?(totalSteps: number): void;
+  onStep?(record: PruneStepRecord): void;
+  onIteration?(record: AdmmIterationRecord): void;
+  onResume?(step: number): void;
+}
+
+export type PruneRun = StepRun<PruneProgress>;
+
+export interface PruneResult {
+  proto: ModelProto;
+  /** The pruned weights' masks (1 kept, 0 pruned). */
+  masks: Map<string, Uint8Array>;
+  history: PruneStepRecord[];
+  iterations: AdmmIterationRecord[];
+}
+
+function fail(what: string): never {
+  throw new HardenError(`prune: ${what}`);
+}
+
+export function validatePruneSettings(s: PruneSettings, data: { keep: Dataset; block?: Dataset }): void {
+  if (!['ntp', 'magnitude'].includes(s.method)) fail(`method must be ntp or magnitude, got '${String(s.method)}'`);
+  if (!(s.sparsity >= 0 && s.sparsity < 1)) fail(`sparsity must be in [0, 1), got ${s.sparsity}`);
+  if (!['layer', 'global'].includes(s.scope)) fail(`scope must be layer or global, got '${String(s.scope)}'`);
+  for (const [name, v] of [['alpha', s.alpha], ['beta', s.beta], ['fisher weight', s.fisherWeight], ['rho', s.rho], ['tolerance', s.tolerance]] as const) {
+    if (!(Number.isFinite(v) && v >= 0)) fail(`${name} must be a finite number ≥ 0, got ${v}`);
+  }
+  for (const [name, v] of [['iterations', s.iterations], ['steps per iteration', s.stepsPerIteration], ['fine-tune steps', s.finetuneSteps]] as const) {
+    if (!(Number.isInteger(v) && v >= 0)) fail(`${name} must be an integer ≥ 0, got ${v}`);
+  }
+  if (!(Number.isInteger(s.batchSize) && s.batchSize >= 1)) fail(`batch size must be a positive integer, got ${s.batchSize}`);
+  if (!(s.learningRate > 0) || !(s.finetuneLearningRate > 0)) fail(`learning rates must be > 0, got ${s.learningRate} and ${s.finetuneLearningRate}`);
+  if (data.keep.labels.length === 0) fail(`keep data '${data.keep.name}' is empty`);
+  if (s.method === 'ntp') {
+    if (!data.block) fail('ntp needs block (unauthorized) data');
+    const present = new Set(data.block.labels).size;
+    if (present < 2) fail(`block data '${data.block.name}' has ${present} class${present === 1 ? '' : 'es'}; the Fisher ratio needs at least 2`);
+  }
+}
+
+function settingsKey(s: PruneSettings): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
+}
+
+const toArrays = (m: Map<string, Float32Array>, prefix: string, shapes: Map<string, number[]>): NamedArrays =>
+  new Map([...m].map(([name, data]) => [`${prefix}:${name}`, { shape: shapes.get(name)!, data }]));
+
+function fromArrays(arrays: NamedArrays, prefix: string): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [key, { data }] of arrays) if (key.startsWith(`${prefix}:`)) out.set(key.slice(prefix.length + 1), data);
+  return out;
+}
+
+/**
+ * Prune `model` (see the module comment). Checkpoints every `run.checkpointEvery` steps and at
+ * the end of each ADMM iteration (state.json's `epoch` is the position in the step schedule);
+ * with `run.resume`, continues from the last checkpoint: batches depend only on (seed, step),
+ * h_t is refitted on the original encoder, and weights, Z, U, masks and Adam state are restored.
+ */
+export async function pruneModel(model: OnnxModel, source: string, data: { keep: Dataset; block?: Dataset }, settings: PruneSettings, run: PruneRun = {}): Promise<PruneResult> {
+  const s = settings;
+  validatePruneSettings(s, data);
+  const graph = new ImportedGraph(model, source);
+  let targetHead: SourceHead | undefined;
+  let optimizer: tf.Optimizer | undefined;
+  try {
+    if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
+    checkImagesFit(graph, data.keep, 'keep data');
+    if (data.block) checkImagesFit(graph, data.block, 'block data');
+    const layout = targetLayout(graph);
+    const inputName = graph.inputs[0]!.name;
+    const outputName = graph.outputNames[0]!;
+    const featureTensor = layout.head.featureTensor;
+    const learnable = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
+    const pruned = prunableWeights(graph.model.proto, learnable, s.keepHeadDense ? layout.head.parameters : []);
+    if (pruned.length === 0) fail(`${source}: no Conv/Gemm/MatMul weights to prune`);
+    const shapes = new Map(pruned.map((n) => [n, [...graph.variables.get(n)!.shape]]));
+    const variables = learnable.map((n) => graph.variables.get(n)!);
+    const prunedVariables = pruned.map((n) => graph.variables.get(n)!);
+    const readPruned = async () => new Map(await Promise.all(pruned.map(async (n) => [n, (await graph.variables.get(n)!.data()) as Float32Array] as const)));
+
+    // h_t on the original encoder (before any checkpoint is restored, so resume refits the same one).
+    if (s.method === 'ntp') targetHead = await fitLinearProbe(graph, data.block!, { seed: s.seed, ...s.probe }, data.block!.classes);
+
+    const admmSteps = s.method === 'ntp' ? s.iterations * s.stepsPerIteration : 0;
+    const total = admmSteps + s.finetuneSteps;
+    let z = new Map<string, Float32Array>(), u = new Map<string, Float32Array>();
+    let masks: Map<string, Uint8Array> | undefined;
+    if (admmSteps > 0) {
+      const w = await readPruned();
+      z = projectOntoSparsity(w, new Map([...w].map(([n, v]) => [n, new Float32Array(v.length)])), s.sparsity, s.scope).z;
+      u = new Map([...w].map(([n, v]) => [n, new Float32Array(v.length)]));
+    }
+
+    const key = settingsKey(s);
+    let history: PruneStepRecord[] = [];
+    let iterations: AdmmIterationRecord[] = [];
+    let start = 0;
+    const newOptimizer = (step: number) => tf.train.adam(step < admmSteps ? s.learningRate : s.finetuneLearningRate);
+    if (run.checkpointDir && run.resume) {
+      const checkpoint = await openCheckpoint(run.checkpointDir, key);
+      if (checkpoint) {
+        const { state, weights } = checkpoint;
+        graph.writeWeights(weights);
+        const extra = decodeOptimizer(state.tensors ?? []);
+        z = fromArrays(extra, 'Z');
+        u = fromArrays(extra, 'U');
+        const m = fromArrays(extra, 'mask');
+        if (m.size) masks = new Map([...m].map(([n, v]) => [n, Uint8Array.from(v)]));
+        start = state.epoch;
+        optimizer = newOptimizer(start);
+        await restoreOptimizerState(optimizer, graph, variables, decodeOptimizer(state.optimizer));
+        ({ history, iterations } = state.history[0] as unknown as { history: PruneStepRecord[]; iterations: AdmmIterationRecord[] });
+        run.progress?.onResume?.(start);
+      }
+    }
+    run.progress?.onStart?.(total);
+
+    const keepSampler = new StepSampler(data.keep, s.batchSize, s.seed);
+    const blockSampler = data.block ? new StepSampler(data.block, s.batchSize, s.seed + 1) : undefined;
+    const every = run.checkpointEvery ?? 50;
+    const maskTensors = new Map<string, tf.Tensor>();
+    const setMasks = (m: Map<string, Uint8Array>) => {
+      tf.dispose([...maskTensors.values()]);
+      for (const [n, mask] of m) maskTensors.set(n, tf.tensor(Float32Array.from(mask), shapes.get(n)!, 'float32'));
+    };
+    if (masks) setMasks(masks);
+    // Z − U, the point the ADMM penalty pulls W towards; changes only at Z/U-steps.
+    const anchors = new Map<string, tf.Tensor>();
+    const refreshAnchors = () => {
+      tf.dispose([...anchors.values()]);
+      for (const [n, zn] of z) anchors.set(n, tf.tensor(zn.map((zi, j) => zi - u.get(n)![j]!), shapes.get(n)!, 'float32'));
+    };
+    refreshAnchors();
+
+    const checkpoint = async (position: number) => {
+      if (!run.checkpointDir) return;
+      await mkdir(run.checkpointDir, { recursive: true });
+      await exportModel(model, graph.readWeights(), checkpointModelPath(run.checkpointDir), { overwrite: true });
+      const extra: NamedArrays = new Map([...toArrays(z, 'Z', shapes), ...toArrays(u, 'U', shapes)]);
+      for (const [n, m] of masks ?? []) extra.set(`mask:${n}`, { shape: shapes.get(n)!, data: Float32Array.from(m) });
+      await writeState(run.checkpointDir, {
+        version: 1,
+        epoch: position,
+        settings: key,
+        history: [{ history, iterations } as unknown as Record<string, unknown>],
+        optimizer: encodeOptimizer(optimizer ? await readOptimizerState(optimizer, graph) : new Map()),
+        tensors: encodeOptimizer(extra),
+      });
+    };
+
+    for (let step = start; step < total; step++) {
+      if (step === admmSteps && !masks) {
+        // Hard-prune: to Z's support after ADMM (projecting Z keeps exactly its largest entries, so
+        // the count stays exact even if a kept entry of W + U was 0), to W's largest magnitudes for
+        // the baseline.
+        const w = await readPruned();
+        masks = sparsityMasks(admmSteps > 0 ? z : w, s.sparsity, s.scope);
+        graph.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
+        setMasks(masks);
+        optimizer?.dispose();
+        optimizer = undefined;
+      }
+      optimizer ??= newOptimizer(step);
+      const phase = step < admmSteps ? 'admm' : 'finetune';
+      const kb = keepSampler.batch(step);
+      const bb = phase === 'admm' ? blockSampler!.batch(step) : undefined;
+      const values = tf.tidy(() => {
+        const nk = kb.y.length;
+        const x = tf.tensor(kb.x.data as Float32Array, kb.x.shape, 'float32');
+        const input = bb ? tf.concat([x, tf.tensor(bb.x.data as Float32Array, bb.x.shape, 'float32')], 0) : x;
+        const yKeep = tf.tensor1d(kb.y, 'int32');
+        const parts: tf.Scalar[] = [];
+        const { value, grads } = tf.variableGrads(() => {
+          const { outputs } = graph.run({ [inputName]: input }, { outputs: bb ? [outputName, featureTensor] : [outputName] });
+          const logits = outputs.get(outputName)! as tf.Tensor2D;
+          const keepLoss = crossEntropy(bb ? (tf.slice(logits, [0, 0], [nk, -1]) as tf.Tensor2D) : logits, yKeep);
+          parts.push(tf.keep(keepLoss));
+          if (!bb) return keepLoss;
+          const all = outputs.get(featureTensor)!;
+          const f = tf.reshape(tf.slice(all, nk, bb.y.length), [bb.y.length, -1]);
+          const blockLoss = crossEntropy(targetHead!.logits(f), tf.tensor1d(bb.y, 'int32'));
+          const fisher = fisherRatio(f, bb.y);
+          let penalty = tf.scalar(0);
+          prunedVariables.forEach((v, i) => (penalty = tf.add(penalty, tf.sum(tf.square(tf.sub(v, anchors.get(pruned[i]!)!))))));
+          penalty = tf.mul(penalty, s.rho / 2);
+          parts.push(...[blockLoss, fisher, penalty].map((t) => tf.keep(t)));
+          return tf.addN([keepLoss, tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty]) as tf.Scalar;
+        }, variables);
+        optimizer!.applyGradients(grads);
+        for (const [n, mask] of maskTensors) graph.variables.get(n)!.assign(tf.add(tf.mul(graph.variables.get(n)!, mask), 0)); // + 0: no −0
+        return [value, ...parts];
+      });
+      const [loss, keep, block, fisher, penalty] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
+      tf.dispose(values);
+      const record: PruneStepRecord = { step: step + 1, phase, keep: keep!, loss: loss!, ...(bb ? { block, fisher, penalty } : {}) };
+      if (!Number.isFinite(record.loss)) throw new HardenError(`prune: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
+      history.push(record);
+      run.progress?.onStep?.(record);
+
+      let position = step + 1;
+      if (phase === 'admm' && position % s.stepsPerIteration === 0) {
+        const w = await readPruned();
+        const projected = projectOntoSparsity(w, u, s.sparsity, s.scope);
+        z = projected.z;
+        for (const [n, un] of u) {
+          const wn = w.get(n)!, zn = z.get(n)!;
+          for (let i = 0; i < un.length; i++) un[i] = un[i]! + wn[i]! - zn[i]!;
+        }
+        refreshAnchors();
+        const r = residual(w, z);
+        const it: AdmmIterationRecord = { iteration: position / s.stepsPerIteration, residual: r.difference / Math.max(r.norm, 1e-12) };
+        iterations.push(it);
+        run.progress?.onIteration?.(it);
+        // Converged: skip the remaining W-steps (the next position is the fine-tune phase).
+        if (it.residual < s.tolerance && position < admmSteps) step = (position = admmSteps) - 1;
+        await checkpoint(position);
+      } else if (position % every === 0 || position === total) {
+        await checkpoint(position);
+      }
+    }
+    if (!masks) {
+      // No steps at all: prune in place without fine-tuning.
+      const w = await readPruned();
+      masks = sparsityMasks(w, s.sparsity, s.scope);
+      graph.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
+    }
+    tf.dispose([...maskTensors.values(), ...anchors.values()]);
+    return { proto: finish(model, graph, s, history, iterations, masks), masks, history, iterations };
+  } finally {
+    optimizer?.dispose();
+    targetHead?.dispose();
+    graph.dispose();
+  }
+}
+
+/** The pruned model with a Harden record (operation 'prune') in metadata_props. */
+function finish(model: OnnxModel, graph: ImportedGraph, s: PruneSettings, history: PruneStepRecord[], iterations: AdmmIterationRecord[], masks: Map<string, Uint8Array>): ModelProto {
+  const proto = withWeights(model, graph.readWeights());
+  let zeros = 0, size = 0;
+  for (const m of masks.values()) (size += m.length), (zeros += m.length - m.reduce((a, b) => a + b, 0));
+  const last = (phase: PruneStepRecord['phase']) => history.filter((r) => r.phase === phase).at(-1);
+  const record: HardenRecord = {
+    version: '0.1.0',
+    operation: 'prune',
+    settings: settingsKey(s),
+    figures: {
+      prunedTensors: [...masks.keys()],
+      sparsity: size ? zeros / size : 0,
+      admmIterations: iterations,
+      lastAdmmStep: last('admm'),
+      lastFinetuneStep: last('finetune'),
+    },
+  };
+  setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify(record));
+  return proto;
+}

@@ -1,0 +1,179 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { encodeModel, initializerMap, type OnnxModel } from '../../src/onnx/model.js';
+import { hostToFloat32 } from '../../src/onnx/tensor.js';
+import { initBackend } from '../../src/engine/backend.js';
+import { TfjsTrainable } from '../../src/engine/tfjs-engine.js';
+import { readHardenRecord } from '../../src/export/export.js';
+import { Random } from '../../src/util/random.js';
+import { fisherRatio } from '../../src/harden/fisher.js';
+import { projectOntoSparsity, prunableWeights, prunedCount, sparsityMasks } from '../../src/harden/admm.js';
+import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../../src/harden/prune.js';
+import { tinyNet, synthetic } from '../helpers/tiny.js';
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+describe('fisherRatio', () => {
+  it('matches a hand computation on a small feature matrix', () => {
+    // Class means (1,0), (4,5), (1,10); every sample is 1 away from its mean:
+    // S_W = 1 + 1 + 1 = 3. μ̄ = (2,5); S_B = (26 + 4 + 26)/3 = 56/3. Ratio = 56/9.
+    const f = tf.tensor2d([[0, 0], [2, 0], [4, 4], [4, 6], [0, 10], [2, 10]]);
+    const r = fisherRatio(f, Int32Array.from([0, 0, 1, 1, 2, 2]));
+    expect(r.dataSync()[0]).toBeCloseTo(56 / 9, 5);
+    tf.dispose([f, r]);
+  });
+
+  it('averages within each class and weighs classes equally when counts differ', () => {
+    // Class 0: (0,0),(0,0),(0,6) → mean (0,2), mean sq. distance (4+4+16)/3 = 8.
+    // Class 1: (3,0) → mean (3,0), 0. S_W = 8. μ̄ = (1.5,1); S_B = ((2.25+1)+(2.25+1))/2 = 3.25.
+    const f = tf.tensor2d([[0, 0], [3, 0], [0, 0], [0, 6]]);
+    const r = fisherRatio(f, Int32Array.from([0, 1, 0, 0]));
+    expect(r.dataSync()[0]).toBeCloseTo(3.25 / 8, 5);
+    tf.dispose([f, r]);
+  });
+
+  it('is 0 for a batch of one class (no separation to measure)', () => {
+    const f = tf.tensor2d([[1, 2], [3, 4]]);
+    const r = fisherRatio(f, Int32Array.from([5, 5]));
+    expect(r.dataSync()[0]).toBe(0);
+    tf.dispose([f, r]);
+  });
+});
+
+describe('ADMM projection', () => {
+  const rng = new Random(11);
+  const tensors = new Map([
+    ['a', rng.normalArray(1000)],
+    ['b', rng.normalArray(333, 3)],
+    ['c', new Float32Array(50).fill(0.5)], // all ties
+  ]);
+
+  for (const s of [0, 0.5, 0.9, 0.95]) {
+    it(`gives exactly the requested sparsity ${s} per layer and globally`, () => {
+      for (const [name, mask] of sparsityMasks(tensors, s, 'layer')) {
+        const zeros = mask.length - mask.reduce((a, b) => a + b, 0);
+        expect(zeros).toBe(prunedCount(tensors.get(name)!.length, s));
+      }
+      const global = sparsityMasks(tensors, s, 'global');
+      const zeros = [...global.values()].reduce((acc, m) => acc + m.length - m.reduce((a, b) => a + b, 0), 0);
+      expect(zeros).toBe(Math.round(s * 1383));
+    });
+  }
+
+  it('keeps the largest magnitudes', () => {
+    const masks = sparsityMasks(tensors, 0.9, 'global');
+    let minKept = Infinity, maxPruned = 0;
+    for (const [name, m] of masks) {
+      tensors.get(name)!.forEach((v, i) => (m[i] ? (minKept = Math.min(minKept, Math.abs(v))) : (maxPruned = Math.max(maxPruned, Math.abs(v)))));
+    }
+    expect(minKept).toBeGreaterThanOrEqual(maxPruned);
+  });
+
+  it('Z = Π(W + U) is W + U on the kept entries and 0 elsewhere', () => {
+    const w = new Map([['a', Float32Array.from([1, -5, 0.1, 3])]]);
+    const u = new Map([['a', Float32Array.from([0, 1, 0, -0.5])]]);
+    const { z, masks } = projectOntoSparsity(w, u, 0.5, 'layer');
+    expect([...z.get('a')!]).toEqual([0, -4, 0, 2.5]);
+    expect([...masks.get('a')!]).toEqual([0, 1, 0, 1]);
+  });
+
+  it('rejects a sparsity outside [0, 1)', () => {
+    expect(() => sparsityMasks(tensors, 1, 'layer')).toThrow(/\[0, 1\)/);
+    expect(() => sparsityMasks(tensors, -0.1, 'global')).toThrow(/\[0, 1\)/);
+  });
+});
+
+describe('pruneModel on a tiny conv net', () => {
+  const keep = synthetic(128, 1, 'quadrants');
+  const block = synthetic(128, 2, 'halves');
+  const model = tinyNet(4);
+  const quick: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, sparsity: 0.75, iterations: 2, stepsPerIteration: 4, finetuneSteps: 4, batchSize: 16, rho: 0.1, probe: { epochs: 2 } };
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'harden-prune-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const weightsOf = (proto: OnnxModel['proto']) => new Map([...initializerMap(proto)].map(([n, h]) => [n, hostToFloat32(h)] as const));
+
+  it('prunes the Conv/Gemm weights to exact zeros at the requested sparsity, and records it', async () => {
+    const r = await pruneModel(model, 'tiny', { keep, block }, quick);
+    expect(prunableWeights(model.proto, ['cw', 'cb', 'hw', 'hb', 'fw', 'fb'])).toEqual(['cw', 'hw', 'fw']);
+    expect([...r.masks.keys()]).toEqual(['cw', 'hw', 'fw']);
+    const w = weightsOf(r.proto);
+    let zeros = 0, total = 0;
+    for (const [name, mask] of r.masks) {
+      const values = w.get(name)!;
+      mask.forEach((m, i) => {
+        if (!m) expect(values[i]).toBe(0);
+      });
+      zeros += values.filter((v) => v === 0).length;
+      total += values.length;
+    }
+    expect(zeros).toBe(prunedCount(total, 0.75));
+    expect(r.iterations.map((i) => i.iteration)).toEqual([1, 2]);
+    expect(r.history.filter((h) => h.phase === 'admm')).toHaveLength(8);
+    expect(r.history.filter((h) => h.phase === 'finetune')).toHaveLength(4);
+    const record = readHardenRecord(r.proto)!;
+    expect(record.operation).toBe('prune');
+    expect(record.figures?.sparsity).toBeCloseTo(prunedCount(total, 0.75) / total, 12);
+  });
+
+  it('magnitude pruning needs no block data and keeps the largest weights', async () => {
+    const r = await pruneModel(model, 'tiny', { keep }, { ...quick, method: 'magnitude', finetuneSteps: 0 });
+    const before = weightsOf(model.proto), after = weightsOf(r.proto);
+    const expected = sparsityMasks(new Map(['cw', 'hw', 'fw'].map((n) => [n, before.get(n)!])), 0.75, 'global');
+    for (const [name, mask] of expected) expect([...after.get(name)!]).toEqual([...before.get(name)!].map((v, i) => (mask[i] ? v : 0)));
+    expect([...after.get('cb')!]).toEqual([...before.get('cb')!]); // biases are never pruned
+  });
+
+  it('keeps the classifier dense when asked', async () => {
+    const r = await pruneModel(model, 'tiny', { keep }, { ...quick, method: 'magnitude', keepHeadDense: true });
+    expect([...r.masks.keys()]).toEqual(['cw', 'hw']);
+  });
+
+  it('is deterministic for a seed, and resumes from a checkpoint to the same bytes', async () => {
+    const full = await pruneModel(model, 'tiny', { keep, block }, quick);
+    const again = await pruneModel(model, 'tiny', { keep, block }, quick);
+    expect(Buffer.from(encodeModel(again.proto)).equals(Buffer.from(encodeModel(full.proto)))).toBe(true);
+    // Interrupted run: stop after the first ADMM iteration's checkpoint (position 4), then resume.
+    const ckpt = path.join(dir, 'ckpt');
+    await expect(
+      pruneModel(model, 'tiny', { keep, block }, quick, {
+        checkpointDir: ckpt,
+        checkpointEvery: 100,
+        progress: { onStep: (r) => { if (r.step === 6) throw new Error('interrupted'); } },
+      }),
+    ).rejects.toThrow('interrupted');
+    let resumedAt = -1;
+    const resumed = await pruneModel(model, 'tiny', { keep, block }, quick, { checkpointDir: ckpt, resume: true, progress: { onResume: (s) => (resumedAt = s) } });
+    expect(resumedAt).toBe(4);
+    expect(Buffer.from(encodeModel(resumed.proto)).equals(Buffer.from(encodeModel(full.proto)))).toBe(true);
+  });
+
+  it('rejects bad settings and data with one-line errors', async () => {
+    await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, sparsity: 1 })).rejects.toThrow(/^prune: sparsity must be in \[0, 1\), got 1$/);
+    const oneClass = { ...block, labels: new Int32Array(block.labels.length) };
+    await expect(pruneModel(model, 'tiny', { keep, block: oneClass }, quick)).rejects.toThrow(/has 1 class; the Fisher ratio needs at least 2/);
+    await expect(pruneModel(model, 'tiny', { keep }, quick)).rejects.toThrow(/ntp needs block/);
+  });
+});
+
+describe('masks in the training engine', () => {
+  it('hold masked weights at exactly zero through training steps', async () => {
+    const engine = new TfjsTrainable(tinyNet(4));
+    const data = synthetic(16, 4, 'quadrants');
+    const mask = Uint8Array.from({ length: 16 * 64 }, (_, i) => (i % 3 === 0 ? 0 : 1));
+    engine.setOptimizer({ kind: 'adam', learningRate: 0.01 });
+    engine.setMasks(new Map([['hw', mask]]));
+    for (let i = 0; i < 3; i++) await engine.trainStep({ dtype: 'float32', shape: [16, 1, 8, 8], data: data.images }, data.labels);
+    const hw = engine.weights().get('hw')!;
+    mask.forEach((m, i) => (m ? expect(hw[i]).not.toBe(0) : expect(hw[i]).toBe(0)));
+    engine.dispose();
+  });
+});
