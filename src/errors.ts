@@ -20,4 +20,6 @@ export const ExitCode = {
   Unsupported: 3,
   /** The requested runtime (backend, device) is not available here. */
   Unavailable: 4,
+  /** A release gate (--fail-if) failed: the model must not be released. */
+  GateFailed: 5,
 } as const;

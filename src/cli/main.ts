@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { HardenError, ExitCode } from '../errors.js';
@@ -7,7 +8,10 @@ import { inspectModel, formatInspect } from './inspect.js';
 import { checkModel, formatCheck } from './check.js';
 import { runTrain } from './train.js';
 import { runDispose } from './dispose.js';
-import { runVerify, formatVerify } from './verify.js';
+import { runVerify, formatVerify, verifyReport, type VerifyCliOptions } from './verify.js';
+import { formatSummary, PIPELINE_METHODS, runPipeline, type PipelineMethod } from './pipeline.js';
+import { GATE_NAMES, parseGates } from '../verify/gates.js';
+import { useDevice } from '../verify/ort.js';
 import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
 import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
 import { runPrune, formatPrune } from './prune.js';
@@ -20,9 +24,78 @@ const RUN_OPTIONS = {
   overwrite: { type: 'boolean', default: false, describe: 'Replace an existing output file' },
 } as const;
 
+/** harden.config.json: option values by flag name (kebab-case or camelCase). */
+function readConfig(file: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new HardenError(`${file}: not a readable JSON config (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HardenError(`${file}: the config must be a JSON object of option values`);
+  return parsed as Record<string, unknown>;
+}
+
 /** What every model-writing command passes on to its runner. */
 function runArgs(args: { output: string; resume: boolean; 'checkpoint-dir'?: string; json: boolean; overwrite: boolean }) {
   return { output: args.output, resume: args.resume, checkpointDir: args['checkpoint-dir'], json: args.json, overwrite: args.overwrite };
+}
+
+/** Attack options shared by `harden verify` and the pipeline. */
+const ATTACK_OPTIONS = {
+  'attacks': { type: 'string', default: 'pl', describe: 'Comma-separated attacks: pl, slc, probe, knn, mia' },
+  'pl-data': { type: 'string', describe: 'pl: piggyback set spec; --val-fraction of it chooses the learning rate' },
+  'pl-test': { type: 'string', describe: 'pl: test set spec for the piggyback task' },
+  'val-fraction': { type: 'number', default: 0.5, describe: 'pl: part of --pl-data held out to choose the learning rate' },
+  'epochs': { type: 'number', default: 10, describe: 'pl: fine-tuning epochs' },
+  'batch-size': { type: 'number', default: 10, describe: 'pl: batch size' },
+  'slc-data': { type: 'string', describe: 'slc: the attacker\'s training pool (fractions are taken of it)' },
+  'slc-test': { type: 'string', describe: 'slc: test set spec' },
+  'slc-fractions': { type: 'string', default: SLC_FRACTIONS.join(','), describe: 'slc: data fractions, increasing, in (0, 1]' },
+  'slc-steps': { type: 'number', default: 100, describe: 'slc: fine-tuning steps for every fraction (the same budget)' },
+  'slc-batch-size': { type: 'number', default: 32 },
+  'slc-val-images': { type: 'number', default: 500, describe: 'slc: images of --slc-data held out to choose the learning rate' },
+  'plot': { type: 'string', describe: 'slc: write the learning curves to this .svg or .png' },
+  'data': { type: 'string', describe: 'probe/knn: the attacker\'s labelled data (features of it train the probe / form the support sets)' },
+  'test-data': { type: 'string', describe: 'probe/knn: test set spec' },
+  'feature-tensor': { type: 'string', describe: 'probe/knn: the tensor to read features from (default: the classifier\'s input)' },
+  'members': { type: 'string', describe: 'mia: data the model was trained on (e.g. the forget data)' },
+  'non-members': { type: 'string', describe: 'mia: held-out data of the same distribution' },
+  'lr-grid': { type: 'string', default: '1e-3,3e-3', describe: 'pl/slc: learning rates the attacker tries' },
+  device: { choices: ['cpu', 'cuda'], default: 'cpu', describe: 'Where onnxruntime evaluates: cuda when its provider libraries are present, else a warning and the CPU' },
+  strict: { type: 'boolean', default: false, describe: 'With --device cuda: fail (exit 4) instead of falling back to the CPU' },
+} as const;
+
+/** The verify options of parsed ATTACK_OPTIONS flags. */
+function attackOptions(args: { [K in keyof typeof ATTACK_OPTIONS]?: unknown }): Omit<VerifyCliOptions, 'model' | 'seed' | 'json'> {
+  const numbers = (flag: string, v: string) => {
+    const xs = v.split(',').map((t) => Number(t.trim()));
+    if (xs.some((x) => !Number.isFinite(x))) throw new HardenError(`--${flag} must be comma-separated numbers, got '${v}'`);
+    return xs;
+  };
+  const a = args as Record<string, unknown>;
+  const str = (k: string) => a[k] as string | undefined;
+  return {
+    attacks: (a.attacks as string).split(',').map((x) => x.trim()).filter(Boolean),
+    plData: str('pl-data'),
+    plTest: str('pl-test'),
+    valFraction: a['val-fraction'] as number,
+    epochs: a.epochs as number,
+    batchSize: a['batch-size'] as number,
+    learningRates: numbers('lr-grid', a['lr-grid'] as string),
+    slcData: str('slc-data'),
+    slcTest: str('slc-test'),
+    slcFractions: numbers('slc-fractions', a['slc-fractions'] as string),
+    slcSteps: a['slc-steps'] as number,
+    slcBatchSize: a['slc-batch-size'] as number,
+    slcValImages: a['slc-val-images'] as number,
+    plot: str('plot'),
+    data: str('data'),
+    testData: str('test-data'),
+    featureTensor: str('feature-tensor'),
+    members: str('members'),
+    nonMembers: str('non-members'),
+  };
 }
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -33,6 +106,8 @@ export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.Ok;
   const parser = yargs(argv)
     .scriptName('harden')
+    // A flag given twice takes its last value (as flags override harden.config.json).
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .usage('$0 <command> [options]\n\nMake an image classifier resist unauthorized transfer learning, and prove it.')
     .option('json', { type: 'boolean', default: false, describe: 'Print machine-readable JSON instead of text' })
     .option('backend', {
@@ -187,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('beta', { type: 'number', default: PRUNE.beta, describe: 'β: clip of that cross-entropy' })
           .option('fisher-weight', { type: 'number', default: PRUNE.fisherWeight, describe: 'λ_F: weight of the blocked domain\'s Fisher ratio S_B/S_W' })
           .option('rho', { type: 'number', default: PRUNE.rho, describe: 'ADMM penalty ρ' })
+          .option('rho-growth', { type: 'number', default: PRUNE.rhoGrowth, describe: 'Multiply ρ by this after every ADMM iteration' })
           .option('iterations', { type: 'number', default: PRUNE.iterations, describe: 'ADMM iterations' })
           .option('steps-per-iteration', { type: 'number', default: PRUNE.stepsPerIteration, describe: 'Adam steps per ADMM W-step' })
           .option('lr', { type: 'number', default: PRUNE.learningRate, describe: 'Adam learning rate of the W-steps' })
@@ -217,6 +293,7 @@ export async function main(argv: string[]): Promise<number> {
             beta: args.beta,
             fisherWeight: args['fisher-weight'],
             rho: args.rho,
+            rhoGrowth: args['rho-growth'],
             iterations: args.iterations,
             stepsPerIteration: args['steps-per-iteration'],
             learningRate: args.lr,
@@ -237,61 +314,96 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to attack' })
-          .option('attacks', { type: 'string', default: 'pl', describe: 'Comma-separated attacks: pl, slc' })
-          .option('pl-data', { type: 'string', describe: 'pl: piggyback set spec; --val-fraction of it chooses the learning rate' })
-          .option('pl-test', { type: 'string', describe: 'pl: test set spec for the piggyback task' })
-          .option('val-fraction', { type: 'number', default: 0.5, describe: 'pl: part of --pl-data held out to choose the learning rate' })
-          .option('epochs', { type: 'number', default: 10, describe: 'pl: fine-tuning epochs' })
-          .option('batch-size', { type: 'number', default: 10, describe: 'pl: batch size' })
-          .option('slc-data', { type: 'string', describe: 'slc: the attacker\'s training pool (fractions are taken of it)' })
-          .option('slc-test', { type: 'string', describe: 'slc: test set spec' })
-          .option('slc-fractions', { type: 'string', default: SLC_FRACTIONS.join(','), describe: 'slc: data fractions, increasing, in (0, 1]' })
-          .option('slc-steps', { type: 'number', default: 100, describe: 'slc: fine-tuning steps for every fraction (the same budget)' })
-          .option('slc-batch-size', { type: 'number', default: 32 })
-          .option('slc-val-images', { type: 'number', default: 500, describe: 'slc: images of --slc-data held out to choose the learning rate' })
-          .option('plot', { type: 'string', describe: 'slc: write the learning curves to this .svg or .png' })
-          .option('lr-grid', { type: 'string', default: '1e-3,3e-3', describe: 'Learning rates the attacker tries' })
+          .options(ATTACK_OPTIONS)
+          .option('report-dir', { type: 'string', describe: 'Write report.json, report.html and chart PNGs here' })
+          .option('fail-if', { type: 'string', describe: `Release gates, e.g. "pl_advantage>0.05,slc_auc>0": exit 5 when one holds (names: ${GATE_NAMES})` })
           .option('seed', { type: 'number', default: 0 }),
       async (args) => {
-        const numbers = (flag: string, v: string) => {
-          const xs = v.split(',').map((t) => Number(t.trim()));
-          if (xs.some((x) => !Number.isFinite(x))) throw new HardenError(`--${flag} must be comma-separated numbers, got '${v}'`);
-          return xs;
-        };
         await initBackend(args.backend as BackendName | 'auto');
-        const report = await runVerify({
-          model: args.model,
-          attacks: args.attacks.split(',').map((a) => a.trim()).filter(Boolean),
-          plData: args['pl-data'],
-          plTest: args['pl-test'],
-          valFraction: args['val-fraction'],
-          epochs: args.epochs,
-          batchSize: args['batch-size'],
-          learningRates: numbers('lr-grid', args['lr-grid']),
-          seed: args.seed,
-          slcData: args['slc-data'],
-          slcTest: args['slc-test'],
-          slcFractions: numbers('slc-fractions', args['slc-fractions']),
-          slcSteps: args['slc-steps'],
-          slcBatchSize: args['slc-batch-size'],
-          slcValImages: args['slc-val-images'],
-          plot: args.plot,
-          json: args.json,
-        });
+        const gates = args['fail-if'] ? parseGates(args['fail-if']) : undefined;
+        await useDevice(args.device as 'cpu' | 'cuda', args.strict);
+        const report = await runVerify({ model: args.model, ...attackOptions(args), seed: args.seed, json: args.json });
+        if (args['report-dir'] || gates) {
+          const { code, files } = await verifyReport(report, args.model, args.seed, gates, args['fail-if'], args['report-dir']);
+          exitCode = code;
+          if (files) report.files = files;
+        }
         print(args.json, report, formatVerify(report));
       },
     )
-    .demandCommand(1, 'Name a command (see harden --help).')
+    .command(
+      '$0 <model>',
+      'The release pipeline: harden the model (--method), export it, attack the result and the original under onnxruntime, write report.json/report.html, and apply --fail-if gates',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to harden' })
+          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; none: verify only' })
+          .option('keep', { type: 'string', demandOption: true, describe: 'Authorized-task data spec' })
+          .option('block', { type: 'string', demandOption: true, describe: 'Unauthorized-task data spec (forget data for disposal, blocked domain for pruning); the attacks\' data by default' })
+          .option('keep-test', { type: 'string', describe: 'Authorized-task test data: accuracy before/after' })
+          .option('block-test', { type: 'string', describe: 'Unauthorized-task test data: the attacks\' test set by default' })
+          .option('source-model', { type: 'string', describe: 'Disposal: the source model whose classifier is the source head' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the hardened model' })
+          .option('sparsity', { type: 'number', describe: `ntp/magnitude: fraction of weights pruned (default ${PRUNE.sparsity})` })
+          .option('steps', { type: 'number', describe: `Disposal steps (default ${DISPOSE.steps})` })
+          .option('dispose', { type: 'string', describe: 'Disposal settings as in harden.config.json ("dispose": {"lambda": 1, …})' })
+          .option('prune', { type: 'string', describe: 'Pruning settings as in harden.config.json ("prune": {"rho": 1, …})' })
+          .options({ ...ATTACK_OPTIONS, attacks: { ...ATTACK_OPTIONS.attacks, default: 'probe,knn' } })
+          .option('report-dir', { type: 'string', describe: 'Where report.json, report.html and the chart PNGs go (default: <output>.report)' })
+          .option('fail-if', { type: 'string', describe: `Release gates, e.g. "keep_acc_drop>0.01,pl_advantage>0.05,slc_auc>0": exit 5 when one holds (names: ${GATE_NAMES})` })
+          .option('config', { type: 'string', describe: 'JSON file of option values (default: ./harden.config.json when present); flags win', ...(existsSync('harden.config.json') ? { default: 'harden.config.json' } : {}) })
+          .config('config', (file: string) => readConfig(file))
+          .option('seed', { type: 'number', default: 0 })
+          .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output file' }),
+      async (args) => {
+        await initBackend(args.backend as BackendName | 'auto');
+        const object = (name: string, v: unknown) => {
+          if (v === undefined) return {};
+          if (typeof v === 'string') {
+            try {
+              v = JSON.parse(v);
+            } catch {
+              throw new HardenError(`--${name} must be a JSON object of settings, got '${v}'`);
+            }
+          }
+          if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HardenError(`'${name}' must be an object of settings (--${name} '{"key": value}' or in harden.config.json)`);
+          return v as Record<string, unknown>;
+        };
+        await useDevice(args.device as 'cpu' | 'cuda', args.strict);
+        const { report, exitCode: code, files } = await runPipeline({
+          model: args.model,
+          method: args.method as PipelineMethod,
+          keep: args.keep,
+          block: args.block,
+          keepTest: args['keep-test'],
+          blockTest: args['block-test'],
+          sourceModel: args['source-model'],
+          output: args.output,
+          overwrite: args.overwrite,
+          seed: args.seed,
+          dispose: { ...object('dispose', args.dispose), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
+          prune: { ...object('prune', args.prune), ...(args.sparsity !== undefined ? { sparsity: args.sparsity } : {}) },
+          verify: { ...attackOptions(args), seed: args.seed },
+          reportDir: args['report-dir'],
+          failIf: args['fail-if'],
+          json: args.json,
+        });
+        exitCode = code;
+        print(args.json, { report, files }, `${formatSummary(report)}\n\nwrote ${args.output} and ${(files as { html: string }).html}`);
+      },
+    )
     .strict()
     .wrap(Math.min(110, process.stdout.columns || 110))
     .help()
     .alias('h', 'help')
     .version()
     .fail((msg, err) => {
+      // yargs reports its own user errors (e.g. an unreadable --config) as YError.
+      if (err?.name === 'YError') throw new HardenError(err.message.split('\n')[0]!);
       if (err) throw err;
       throw new HardenError((msg ?? 'invalid arguments').replace(/\s*\n\s*/g, ' ') + ' (see harden --help)');
     })
-    .epilogue('Exit codes: 0 ok, 1 a check failed, 2 bad input or flags, 3 unsupported model, 4 runtime unavailable.');
+    .epilogue('Exit codes: 0 ok, 1 a check failed, 2 bad input or flags, 3 unsupported model, 4 runtime unavailable, 5 a release gate (--fail-if) failed.');
   await parser.parseAsync();
   return exitCode;
 }

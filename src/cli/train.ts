@@ -1,3 +1,4 @@
+import { HARDEN_VERSION } from '../version.js';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { HardenError } from '../errors.js';
@@ -76,7 +77,7 @@ export async function runTrain(o: TrainCliOptions): Promise<Record<string, unkno
     const { proto, history } = await trainModel(model, source, trainSet, testSet, o.settings, { checkpointDir, resume: o.resume, progress });
     const last = history.at(-1);
     const record = {
-      version: '0.1.0',
+      version: HARDEN_VERSION,
       operation: 'train',
       sourceSha256: o.model ? sha256(readFileSync(o.model)) : undefined,
       settings: { ...o.settings, arch: o.arch, data: o.data, testData: o.testData, classes },

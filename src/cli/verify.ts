@@ -1,11 +1,25 @@
 import { writeFile } from 'node:fs/promises';
-import { HardenError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ExitCode, HardenError } from '../errors.js';
+import { sha256 } from '../export/export.js';
+import { describeFailures, evaluateGates, type Gate } from '../verify/gates.js';
+import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
+import { writeReport } from '../verify/report-html.js';
+import { HARDEN_VERSION } from '../version.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
 import { transferAdvantage } from '../verify/piggyback.js';
-import { checkSlcOptions, learningCurveChart, slcAttack, type SlcOptions, type SlcResult } from '../verify/slc.js';
+import { checkSlcOptions, learningCurveChart, slcAttack, type LearningCurve, type SlcOptions, type SlcResult } from '../verify/slc.js';
+import type { AttackFigure, ReportCurve } from '../verify/report.js';
 import { splitDataset } from '../verify/split.js';
 import { svgToPng } from '../verify/charts.js';
+import { extractFeatures } from '../verify/features.js';
+import { linearProbe } from '../verify/probe.js';
+import { fewShotKnn } from '../verify/knn.js';
+import { membershipInference } from '../verify/mia.js';
+import { reinitialize } from '../verify/reinit.js';
+import type { ModelProto } from '../onnx/schema.js';
 
 export interface VerifyCliOptions {
   model: string;
@@ -24,10 +38,17 @@ export interface VerifyCliOptions {
   slcBatchSize: number;
   slcValImages: number;
   plot?: string;
+  /** probe / knn: the attacker's labelled data and test set. */
+  data?: string;
+  testData?: string;
+  featureTensor?: string;
+  /** mia: forget (training) data and held-out data. */
+  members?: string;
+  nonMembers?: string;
   json: boolean;
 }
 
-const ATTACKS = ['pl', 'slc'];
+const ATTACKS = ['pl', 'slc', 'probe', 'knn', 'mia'];
 
 /**
  * `harden verify`: attacks under onnxruntime.
@@ -35,19 +56,33 @@ const ATTACKS = ['pl', 'slc'];
  *   piggyback set with the best learning rate of a grid (chosen on a held-out part of it),
  *   compared with the same protocol from random initialization (transfer advantage).
  * - slc: the sample-wise learning curve and SLC-AUC (src/verify/slc.ts), dense and masked.
+ * - probe / knn: a logistic-regression probe and few-shot k-NN on the model's frozen features
+ *   (from onnxruntime), each beside the same attack on the re-initialized architecture.
+ * - mia: loss-threshold membership inference, members vs non-members (advantage = TPR − FPR).
  */
-export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unknown>> {
-  const unknown = o.attacks.filter((a) => !ATTACKS.includes(a));
+export function checkAttackNames(attacks: string[]): void {
+  const unknown = attacks.filter((a) => !ATTACKS.includes(a));
   if (unknown.length) throw new HardenError(`unknown attack ${unknown.map((a) => `'${a}'`).join(', ')}; this version has: ${ATTACKS.join(', ')}`);
-  if (!o.attacks.length) throw new HardenError('--attacks names no attack');
+  if (!attacks.length) throw new HardenError('--attacks names no attack');
+}
+
+export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unknown>> {
+  checkAttackNames(o.attacks);
   if (!o.learningRates.length || o.learningRates.some((lr) => !(lr > 0))) throw new HardenError(`--lr-grid needs positive learning rates, got '${o.learningRates.join(',')}'`);
   if (o.attacks.includes('pl') && !(o.plData && o.plTest)) throw new HardenError('--attacks pl needs --pl-data and --pl-test');
   if (o.attacks.includes('slc') && !(o.slcData && o.slcTest)) throw new HardenError('--attacks slc needs --slc-data and --slc-test');
   if (o.attacks.includes('slc')) checkSlcOptions(slcOptions(o));
+  if ((o.attacks.includes('probe') || o.attacks.includes('knn')) && !(o.data && o.testData)) throw new HardenError('--attacks probe/knn need --data and --test-data');
+  if (o.attacks.includes('mia') && !(o.members && o.nonMembers)) throw new HardenError('--attacks mia needs --members and --non-members');
   if (o.plot && !/\.(svg|png)$/i.test(o.plot)) throw new HardenError(`--plot must name a .svg or .png file, got '${o.plot}'`);
   const model = await loadModel(o.model);
   const report: Record<string, unknown> = { model: o.model };
   if (o.attacks.includes('pl')) report.pl = await runPl(model, o);
+  if (o.attacks.includes('probe') || o.attacks.includes('knn')) Object.assign(report, await runFeatureAttacks(model, o));
+  if (o.attacks.includes('mia')) {
+    const [members, nonMembers] = [await loadDataset(o.members!), await loadDataset(o.nonMembers!)];
+    report.mia = { protocol: { members: o.members, nonMembers: o.nonMembers }, ...(await membershipInference(model.proto, members, nonMembers)) };
+  }
   if (o.attacks.includes('slc')) {
     const slc = await runSlc(model, o);
     report.slc = slc;
@@ -73,6 +108,28 @@ async function runPl(model: OnnxModel, o: VerifyCliOptions): Promise<Record<stri
     attack: r.pl,
     scratch: r.scratch,
   };
+}
+
+/** probe and knn on the model's features and on the re-initialized architecture's (the scratch reference). */
+async function runFeatureAttacks(model: OnnxModel, o: VerifyCliOptions): Promise<Record<string, unknown>> {
+  const [train, test] = [await loadDataset(o.data!), await loadDataset(o.testData!)];
+  const scratch = reinitialize(model.proto, o.seed);
+  const features = async (proto: ModelProto) => ({
+    train: await extractFeatures(proto, train, { featureTensor: o.featureTensor }),
+    test: await extractFeatures(proto, test, { featureTensor: o.featureTensor }),
+  });
+  const [own, ref] = [await features(model.proto), await features(scratch)];
+  const protocol = { data: o.data, testData: o.testData, featureTensor: own.train.featureTensor, dim: own.train.dim, trainImages: train.labels.length, testImages: test.labels.length, seed: o.seed };
+  const out: Record<string, unknown> = {};
+  if (o.attacks.includes('probe')) {
+    const [m, s] = [linearProbe(own.train, own.test, { seed: o.seed }), linearProbe(ref.train, ref.test, { seed: o.seed })];
+    out.probe = { protocol, accuracy: m.accuracy, scratchAccuracy: s.accuracy, advantage: m.accuracy - s.accuracy, model: m, scratch: s };
+  }
+  if (o.attacks.includes('knn')) {
+    const [m, s] = [fewShotKnn(own.train, own.test, { seed: o.seed }), fewShotKnn(ref.train, ref.test, { seed: o.seed })];
+    out.knn = { protocol, shots: m.results.map((r, i) => ({ shots: r.shots, k: r.k, accuracy: r.accuracy, scratchAccuracy: s.results[i]!.accuracy, advantage: r.accuracy - s.results[i]!.accuracy })) };
+  }
+  return out;
 }
 
 const slcOptions = (o: VerifyCliOptions): SlcOptions => ({ fractions: o.slcFractions, steps: o.slcSteps, batchSize: o.slcBatchSize, learningRates: o.learningRates, seed: o.seed });
@@ -114,6 +171,13 @@ export function formatVerify(r: Record<string, unknown>): string {
       `transfer advantage  ${(pl.transferAdvantage >= 0 ? '+' : '') + (100 * pl.transferAdvantage).toFixed(2)} points`,
     );
   }
+  const signed = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(2)} points`;
+  const probe = r.probe as { accuracy: number; scratchAccuracy: number; advantage: number } | undefined;
+  if (probe) lines.push(`linear probe        ${pct(probe.accuracy)}  (scratch features ${pct(probe.scratchAccuracy)}; advantage ${signed(probe.advantage)})`);
+  const knn = r.knn as { shots: { shots: number; accuracy: number; scratchAccuracy: number; advantage: number }[] } | undefined;
+  for (const k of knn?.shots ?? []) lines.push(`k-NN ${String(k.shots).padStart(2)}-shot        ${pct(k.accuracy)}  (scratch features ${pct(k.scratchAccuracy)}; advantage ${signed(k.advantage)})`);
+  const mia = r.mia as { advantage: number; auc: number } | undefined;
+  if (mia) lines.push(`membership (MIA)    advantage ${mia.advantage.toFixed(4)} (TPR − FPR), ROC AUC ${mia.auc.toFixed(4)}`);
   const slc = r.slc as { result: SlcResult } | undefined;
   if (slc) {
     const { result } = slc;
@@ -126,4 +190,65 @@ export function formatVerify(r: Record<string, unknown>): string {
     if (result.slcAucMasked !== undefined) lines.push(`SLC-AUC (masked)    ${result.slcAucMasked.toFixed(4)}`);
   }
   return lines.join('\n');
+}
+
+/** The attack table and curves of a runVerify result, in the report's form (src/verify/report.ts). */
+export function attackFigures(raw: Record<string, unknown>): { attacks: AttackFigure[]; curves: ReportCurve[] } {
+  const attacks: AttackFigure[] = [];
+  const curves: ReportCurve[] = [];
+  type Compared = { protocol: Record<string, unknown>; accuracy?: number; plAccuracy?: number; scratchAccuracy: number; advantage?: number; transferAdvantage?: number };
+  const pl = raw.pl as Compared | undefined;
+  if (pl) attacks.push({ attack: 'pl', key: 'pl', metric: 'accuracy', model: pl.plAccuracy!, scratch: pl.scratchAccuracy, advantage: pl.transferAdvantage!, protocol: pl.protocol });
+  const probe = raw.probe as Compared | undefined;
+  if (probe) attacks.push({ attack: 'probe', key: 'probe', metric: 'accuracy', model: probe.accuracy!, scratch: probe.scratchAccuracy, advantage: probe.advantage!, protocol: probe.protocol });
+  const knn = raw.knn as { protocol: Record<string, unknown>; shots: { shots: number; k: number; accuracy: number; scratchAccuracy: number; advantage: number }[] } | undefined;
+  for (const s of knn?.shots ?? []) {
+    attacks.push({ attack: 'knn', key: `knn_${s.shots}shot`, metric: 'accuracy', model: s.accuracy, scratch: s.scratchAccuracy, advantage: s.advantage, protocol: { ...knn!.protocol, shots: s.shots, k: s.k } });
+  }
+  const mia = raw.mia as { protocol: Record<string, unknown>; advantage: number; auc: number; threshold: number } | undefined;
+  if (mia) attacks.push({ attack: 'mia', key: 'mia', metric: 'advantage', model: mia.advantage, protocol: { ...mia.protocol, rocAuc: mia.auc, threshold: mia.threshold } });
+  const slc = raw.slc as { protocol: Record<string, unknown>; result: SlcResult } | undefined;
+  if (slc) {
+    const { result, protocol } = slc;
+    attacks.push({ attack: 'slc', key: 'slc', metric: 'slc_auc', model: result.slcAuc, protocol: { ...protocol, attacker: 'dense', auc: result.model.auc, scratchAuc: result.scratch.auc } });
+    if (result.masked) attacks.push({ attack: 'slc', key: 'slc_masked', metric: 'slc_auc', model: result.slcAucMasked!, protocol: { ...protocol, attacker: 'masked', auc: result.masked.auc, scratchAuc: result.scratch.auc } });
+    const series = (name: string, c: LearningCurve) => ({ name, points: c.points.map((p) => ({ x: p.fraction, y: p.accuracy })) });
+    curves.push({
+      title: 'Sample-wise learning curve',
+      xLabel: 'fraction of the attacker’s training data',
+      yLabel: 'test accuracy',
+      xScale: 'log',
+      series: [series('model, dense attacker', result.model), ...(result.masked ? [series('model, masked attacker', result.masked)] : []), series('from scratch', result.scratch)],
+    });
+  }
+  return { attacks, curves };
+}
+
+/**
+ * `harden verify --report-dir / --fail-if`: the report of a runVerify result (no hardening, so no
+ * undefended column), its gates, and the files written. Returns the exit code (5: a gate failed).
+ */
+export async function verifyReport(raw: Record<string, unknown>, modelPath: string, seed: number, gates: Gate[] | undefined, expression: string | undefined, reportDir: string | undefined): Promise<{ code: number; files?: Record<string, unknown> }> {
+  const { attacks, curves } = attackFigures(raw);
+  const report: HardenReport = {
+    schema: REPORT_SCHEMA,
+    harden: HARDEN_VERSION,
+    createdAt: new Date().toISOString(),
+    model: { path: path.resolve(modelPath), sha256: sha256(readFileSync(modelPath)) },
+    data: {},
+    seed,
+    attacks,
+    curves,
+    verdict: verdictOf(attacks),
+  };
+  let code = 0;
+  if (gates) {
+    const results = evaluateGates(report, gates);
+    report.gates = { expression: expression!, results, passed: results.every((r) => !r.failed) };
+    for (const line of describeFailures(results)) process.stderr.write(`harden: ${line}\n`);
+    if (!report.gates.passed) code = ExitCode.GateFailed;
+  }
+  raw.verdict = report.verdict;
+  if (report.gates) raw.gates = report.gates;
+  return { code, ...(reportDir ? { files: await writeReport(reportDir, report) } : {}) };
 }

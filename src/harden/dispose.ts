@@ -16,6 +16,7 @@
  * gradients would then depend on chunk composition through BN), and the stored statistics of M
  * are kept as they are.
  */
+import { HARDEN_VERSION } from '../version.js';
 import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
@@ -262,7 +263,7 @@ function finish(model: OnnxModel, graph: ImportedGraph, s: DisposeSettings, hist
   const first = history[0];
   const last = history.at(-1);
   const record: HardenRecord = {
-    version: '0.1.0',
+    version: HARDEN_VERSION,
     operation: 'dispose',
     settings: settingsKey(s),
     figures: {

@@ -16,6 +16,7 @@
  * BatchNorm runs in inference mode throughout: the authorized model's running statistics are
  * kept as they are and the unauthorized data never enters them.
  */
+import { HARDEN_VERSION } from '../version.js';
 import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
@@ -48,6 +49,8 @@ export interface PruneSettings {
   fisherWeight: number;
   /** ADMM penalty ρ. */
   rho: number;
+  /** ρ is multiplied by this after every ADMM iteration (1: constant). */
+  rhoGrowth: number;
   /** ADMM iterations (each a W-step, a Z-step and a U-step). */
   iterations: number;
   /** Adam steps per W-step. */
@@ -83,6 +86,7 @@ export const DEFAULT_PRUNE_SETTINGS: PruneSettings = {
   beta: 5,
   fisherWeight: 10,
   rho: 1,
+  rhoGrowth: 1,
   iterations: 5,
   stepsPerIteration: 150,
   learningRate: 1e-3,
@@ -145,6 +149,7 @@ export function validatePruneSettings(s: PruneSettings, data: { keep: Dataset; b
   for (const [name, v] of [['iterations', s.iterations], ['steps per iteration', s.stepsPerIteration], ['fine-tune steps', s.finetuneSteps]] as const) {
     if (!(Number.isInteger(v) && v >= 0)) fail(`${name} must be an integer ≥ 0, got ${v}`);
   }
+  if (!(Number.isFinite(s.rhoGrowth) && s.rhoGrowth >= 1)) fail(`rho growth must be a finite number ≥ 1, got ${s.rhoGrowth}`);
   if (!(Number.isInteger(s.batchSize) && s.batchSize >= 1)) fail(`batch size must be a positive integer, got ${s.batchSize}`);
   if (!(s.learningRate > 0) || !(s.finetuneLearningRate > 0)) fail(`learning rates must be > 0, got ${s.learningRate} and ${s.finetuneLearningRate}`);
   if (data.keep.labels.length === 0) fail(`keep data '${data.keep.name}' is empty`);
@@ -300,7 +305,7 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
           const fisher = fisherRatio(f, bb.y);
           let penalty = tf.scalar(0);
           prunedVariables.forEach((v, i) => (penalty = tf.add(penalty, tf.sum(tf.square(tf.sub(v, anchors.get(pruned[i]!)!))))));
-          penalty = tf.mul(penalty, s.rho / 2);
+          penalty = tf.mul(penalty, (s.rho * s.rhoGrowth ** Math.floor(step / s.stepsPerIteration)) / 2);
           parts.push(...[blockLoss, fisher, penalty].map((t) => tf.keep(t)));
           return tf.addN([keepLoss, tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty]) as tf.Scalar;
         }, variables);
@@ -358,7 +363,7 @@ function finish(model: OnnxModel, graph: ImportedGraph, s: PruneSettings, histor
   for (const m of masks.values()) (size += m.length), (zeros += m.length - m.reduce((a, b) => a + b, 0));
   const last = (phase: PruneStepRecord['phase']) => history.filter((r) => r.phase === phase).at(-1);
   const record: HardenRecord = {
-    version: '0.1.0',
+    version: HARDEN_VERSION,
     operation: 'prune',
     settings: settingsKey(s),
     figures: {

@@ -1,15 +1,62 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { HardenError } from '../errors.js';
+import { ExitCode, HardenError } from '../errors.js';
 import type { HostTensor } from '../onnx/tensor.js';
+import { GraphBuilder } from '../onnx/builder.js';
 
-/** onnxruntime-node sessions on the CPU provider, used as the reference runtime. */
+/** onnxruntime-node sessions, the reference runtime: the CPU provider unless useDevice('cuda') succeeded. */
 export interface OrtOptions {
   threads?: number;
 }
 
+let provider: 'cpu' | 'cuda' = 'cpu';
+
+/** The shared libraries onnxruntime-node's CUDA provider loads (Linux/Windows names). */
+function cudaLibraries(): string[] {
+  const root = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+  const dir = path.join(root, 'bin', 'napi-v6', process.platform, process.arch);
+  const ext = process.platform === 'win32' ? '.dll' : '.so';
+  const prefix = process.platform === 'win32' ? '' : 'lib';
+  return ['onnxruntime_providers_shared', 'onnxruntime_providers_cuda'].map((n) => path.join(dir, `${prefix}${n}${ext}`));
+}
+
+/** A one-node model (Identity on float[1]) to probe execution providers with. */
+function probeModel(): Uint8Array {
+  const g = new GraphBuilder({ opset: 13 });
+  g.input('x', [1]);
+  g.node('Identity', ['x'], ['y']);
+  g.output('y', [1]);
+  return g.toBytes();
+}
+
+/**
+ * Choose where verification runs. 'cuda' is used only when onnxruntime-node's CUDA provider
+ * loads (its libraries are a separate download Harden skips at install): otherwise `strict`
+ * fails with exit code 4, and without it Harden warns once and stays on the CPU.
+ */
+export async function useDevice(device: 'cpu' | 'cuda', strict = false): Promise<'cpu' | 'cuda'> {
+  provider = 'cpu';
+  if (device === 'cpu') return provider;
+  try {
+    // Check for the provider's libraries first: a failed load makes onnxruntime print its own log line.
+    const missing = cudaLibraries().find((f) => !existsSync(f));
+    if (missing) throw new Error(`${path.basename(missing)} is not installed`);
+    const session = await ort.InferenceSession.create(probeModel(), { executionProviders: ['cuda'], logSeverityLevel: 4 });
+    await session.release();
+    provider = 'cuda';
+  } catch (e) {
+    const why = String((e as Error).message).split('\n')[0];
+    if (strict) throw new HardenError(`--device cuda: onnxruntime's CUDA provider is not available here (${why})`, ExitCode.Unavailable);
+    process.stderr.write(`harden: warning: --device cuda: CUDA provider not available (${why}); running on the CPU\n`);
+  }
+  return provider;
+}
+
 export async function createSession(model: string | Uint8Array, opts: OrtOptions = {}): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: ['cpu'],
+    executionProviders: [provider],
     intraOpNumThreads: opts.threads ?? 0,
     graphOptimizationLevel: 'all',
   };

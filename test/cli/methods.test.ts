@@ -126,3 +126,24 @@ describe('harden verify --attacks slc', () => {
     expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'slc', '--slc-data', 'mnist:limit=50', '--slc-test', 'mnist:limit=50', '--slc-fractions', '0.5,0.1'), 2, /fractions must increase/);
   });
 });
+
+describe('harden verify --attacks probe,knn,mia', () => {
+  it('reports probe and k-NN accuracy on frozen features beside the scratch features, and the MIA advantage', () => {
+    const r = harden('verify', MNIST_MODEL, '--attacks', 'probe,knn,mia', '--data', 'mnist:split=train,limit=300', '--test-data', 'mnist:split=test,limit=200',
+      '--members', 'mnist:split=train,limit=200', '--non-members', 'mnist:split=test,limit=200', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.probe.protocol.dim).toBe(84);
+    expect(report.probe.accuracy).toBeGreaterThan(0.9); // the model's own domain: its features separate the digits
+    expect(report.probe.advantage).toBeCloseTo(report.probe.accuracy - report.probe.scratchAccuracy, 12);
+    expect(report.knn.shots.map((s: { shots: number }) => s.shots)).toEqual([1, 5, 10]);
+    expect(report.mia.advantage).toBeGreaterThanOrEqual(0);
+    expect(report.mia.advantage).toBeLessThanOrEqual(1);
+  });
+
+  it('missing data and a feature tensor that does not exist are one-line errors', () => {
+    expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'probe'), 2, /--data and --test-data/);
+    expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'mia'), 2, /--members and --non-members/);
+    expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'knn', '--data', 'mnist:limit=20', '--test-data', 'mnist:split=test,limit=20', '--feature-tensor', 'nope'), 2, /nope/);
+  });
+});
