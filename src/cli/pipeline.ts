@@ -19,6 +19,7 @@ import { evaluate } from '../verify/evaluate.js';
 import { describeFailures, evaluateGates, parseGates } from '../verify/gates.js';
 import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
 import { writeReport } from '../verify/report-html.js';
+import { checkWebRuntime } from '../verify/web.js';
 import { HARDEN_VERSION } from '../version.js';
 import { attackFigures, checkAttackNames, runVerify, type VerifyCliOptions } from './verify.js';
 
@@ -107,6 +108,8 @@ export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenR
   record.sourceSha256 = sha256(readFileSync(o.model));
   setMetadata(hardened.proto, HARDEN_METADATA_KEY, JSON.stringify(record));
   await saveModel(hardened.proto, o.output, { overwrite: o.overwrite, inputPath: o.model, sourceBaseDir: model.baseDir });
+  const browserRuntime = await checkWebRuntime(readFileSync(o.output), await loadDataset(attackTest));
+  log(`onnxruntime-web: ${browserRuntime.images} images, max |web − node| ${browserRuntime.maxAbsDiff.toExponential(2)}`);
   log(`verify ${o.output}: ${o.verify.attacks.join(', ')}`);
   const after = attackFigures(await runVerify(verify));
   log(`verify ${o.model} (undefended): ${o.verify.attacks.join(', ')}`);
@@ -126,6 +129,7 @@ export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenR
     ...(keep ? { keep } : {}),
     attacks: after.attacks,
     curves: after.curves,
+    browserRuntime,
     verdict: verdictOf(after.attacks),
   };
   let exitCode = 0;
@@ -167,6 +171,7 @@ export function formatSummary(r: HardenReport): string {
     `model     ${r.model.path}`,
     `verdict   ${r.verdict}` + (r.gates ? `; gates ${r.gates.passed ? 'passed' : 'FAILED'} (${r.gates.expression})` : ''),
     ...(r.keep ? [`keep      ${pct(r.keep.before)} → ${pct(r.keep.after)} on ${r.keep.data}`] : []),
+    ...(r.browserRuntime ? [`browser   onnxruntime-web agrees with onnxruntime-node (max |Δ| ${r.browserRuntime.maxAbsDiff.toExponential(1)}, ${r.browserRuntime.argmaxMismatches} of ${r.browserRuntime.images} predictions differ)`] : []),
     '',
     line(header),
     ...rows.map(line),

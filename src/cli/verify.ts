@@ -7,6 +7,7 @@ import { describeFailures, evaluateGates, type Gate } from '../verify/gates.js';
 import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
 import { writeReport } from '../verify/report-html.js';
 import { HARDEN_VERSION } from '../version.js';
+import { checkModelTakes } from '../train/fit.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
 import { transferAdvantage } from '../verify/piggyback.js';
@@ -81,6 +82,8 @@ export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unk
   if (o.attacks.includes('probe') || o.attacks.includes('knn')) Object.assign(report, await runFeatureAttacks(model, o));
   if (o.attacks.includes('mia')) {
     const [members, nonMembers] = [await loadDataset(o.members!), await loadDataset(o.nonMembers!)];
+    checkModelTakes(model.proto, members, `'${o.members}'`);
+    checkModelTakes(model.proto, nonMembers, `'${o.nonMembers}'`);
     report.mia = { protocol: { members: o.members, nonMembers: o.nonMembers }, ...(await membershipInference(model.proto, members, nonMembers)) };
   }
   if (o.attacks.includes('slc')) {
@@ -113,6 +116,8 @@ async function runPl(model: OnnxModel, o: VerifyCliOptions): Promise<Record<stri
 /** probe and knn on the model's features and on the re-initialized architecture's (the scratch reference). */
 async function runFeatureAttacks(model: OnnxModel, o: VerifyCliOptions): Promise<Record<string, unknown>> {
   const [train, test] = [await loadDataset(o.data!), await loadDataset(o.testData!)];
+  checkModelTakes(model.proto, train, `'${o.data}'`);
+  checkModelTakes(model.proto, test, `'${o.testData}'`);
   const scratch = reinitialize(model.proto, o.seed);
   const features = async (proto: ModelProto) => ({
     train: await extractFeatures(proto, train, { featureTensor: o.featureTensor }),

@@ -73,6 +73,10 @@ function summary(r: HardenReport): string {
     const drop = k.drop !== undefined ? ` (drop ${fmt(k.drop, false)})` : '';
     rows.push(['Authorized accuracy', `${k.before !== undefined ? `${fmt(k.before, false)} → ` : ''}${fmt(k.after, false)}${drop} <span class="muted">on ${esc(k.data)}</span>`]);
   }
+  if (r.browserRuntime) {
+    const b = r.browserRuntime;
+    rows.push(['Browser runtime', `${esc(b.runtime)}: max |web − node| ${b.maxAbsDiff.toExponential(1)}, ${b.argmaxMismatches} of ${b.images} predictions differ`]);
+  }
   rows.push(['Harden', `${esc(r.harden)} <span class="muted">${esc(r.createdAt)}</span>`]);
   return `<table>${rows.map(([k, v]) => `<tr><th>${k}</th><td>${v}</td></tr>`).join('')}</table>`;
 }

@@ -47,6 +47,12 @@ export const REPORT_JSON_SCHEMA = {
     },
     attacks: { type: 'array', items: { $ref: '#/$defs/attackFigure' } },
     curves: { type: 'array', items: { $ref: '#/$defs/reportCurve' } },
+    browserRuntime: {
+      type: 'object',
+      required: ['runtime', 'images', 'maxAbsDiff', 'argmaxMismatches'],
+      additionalProperties: false,
+      properties: { runtime: string, images: number, maxAbsDiff: number, argmaxMismatches: number },
+    },
     gates: {
       type: 'object',
       required: ['expression', 'results', 'passed'],

@@ -68,6 +68,8 @@ export interface HardenReport {
   keep?: { before?: number; after: number; drop?: number; data: string };
   attacks: AttackFigure[];
   curves: ReportCurve[];
+  /** The exported model in onnxruntime-web against onnxruntime-node (see web.ts). */
+  browserRuntime?: { runtime: string; images: number; maxAbsDiff: number; argmaxMismatches: number };
   gates?: { expression: string; results: GateResult[]; passed: boolean };
   /** 'protected': every attacker advantage ≤ 0.01 (SLC-AUC ≤ 0); 'not protected' otherwise. */
   verdict: 'protected' | 'not protected' | 'no attack figures';

@@ -145,5 +145,14 @@ describe('harden verify --attacks probe,knn,mia', () => {
     expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'probe'), 2, /--data and --test-data/);
     expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'mia'), 2, /--members and --non-members/);
     expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'knn', '--data', 'mnist:limit=20', '--test-data', 'mnist:split=test,limit=20', '--feature-tensor', 'nope'), 2, /nope/);
+    expectOneLineError(harden('verify', MNIST_MODEL, '--attacks', 'probe', '--data', 'mnist:limit=20,size=32', '--test-data', 'mnist:split=test,limit=20'), 2, /images are \[1, 32, 32\] but the model takes \[1, 28, 28\]/);
+  });
+
+  it('--device cuda without the CUDA provider: exit 4 with --strict, else a warning and the CPU', () => {
+    const base = ['verify', MNIST_MODEL, '--attacks', 'mia', '--members', 'mnist:limit=20', '--non-members', 'mnist:split=test,limit=20', '--device', 'cuda'];
+    expectOneLineError(harden(...base, '--strict'), 4, /CUDA provider is not available/);
+    const r = harden(...base, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: --device cuda: CUDA provider not available.*running on the CPU/);
   });
 });

@@ -38,6 +38,8 @@ describe('harden <model> (the pipeline)', () => {
     expect(summary.verdict).toBe(report.verdict);
     expect(summary.attacks.probe.model).toBe(report.attacks[0].model);
     expect(model.proto.metadata_props.some((e) => e.key === 'harden.sparsity')).toBe(true);
+    expect(report.browserRuntime.maxAbsDiff).toBeLessThan(1e-4);
+    expect(report.browserRuntime.argmaxMismatches).toBe(0);
   });
 
   it('exits 5 and names the gate when a release gate fails; options can come from harden.config.json', () => {
