@@ -14,6 +14,7 @@ import { GATE_NAMES, parseGates } from '../verify/gates.js';
 import { useDevice } from '../verify/ort.js';
 import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
 import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
+import { DEFAULT_NTL_SETTINGS as NTL } from '../harden/ntl.js';
 import { runPrune, formatPrune } from './prune.js';
 import { SLC_FRACTIONS } from '../verify/slc.js';
 
@@ -337,7 +338,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to harden' })
-          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; none: verify only' })
+          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; ntl: non-transferable learning (MMD); none: verify only' })
           .option('keep', { type: 'string', demandOption: true, describe: 'Authorized-task data spec' })
           .option('block', { type: 'string', demandOption: true, describe: 'Unauthorized-task data spec (forget data for disposal, blocked domain for pruning); the attacks\' data by default' })
           .option('keep-test', { type: 'string', describe: 'Authorized-task test data: accuracy before/after' })
@@ -345,9 +346,10 @@ export async function main(argv: string[]): Promise<number> {
           .option('source-model', { type: 'string', describe: 'Disposal: the source model whose classifier is the source head' })
           .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the hardened model' })
           .option('sparsity', { type: 'number', describe: `ntp/magnitude: fraction of weights pruned (default ${PRUNE.sparsity})` })
-          .option('steps', { type: 'number', describe: `Disposal steps (default ${DISPOSE.steps})` })
+          .option('steps', { type: 'number', describe: `Disposal / NTL steps (default ${DISPOSE.steps} / ${NTL.steps})` })
           .option('dispose', { type: 'string', describe: 'Disposal settings as in harden.config.json ("dispose": {"lambda": 1, …})' })
           .option('prune', { type: 'string', describe: 'Pruning settings as in harden.config.json ("prune": {"rho": 1, …})' })
+          .option('ntl', { type: 'string', describe: 'NTL settings as in harden.config.json ("ntl": {"alpha": 0.1, "beta": 0.1, "layer": …, "steps": 500})' })
           .options({ ...ATTACK_OPTIONS, attacks: { ...ATTACK_OPTIONS.attacks, default: 'probe,knn' } })
           .option('report-dir', { type: 'string', describe: 'Where report.json, report.html and the chart PNGs go (default: <output>.report)' })
           .option('fail-if', { type: 'string', describe: `Release gates, e.g. "keep_acc_drop>0.01,pl_advantage>0.05,slc_auc>0": exit 5 when one holds (names: ${GATE_NAMES})` })
@@ -383,6 +385,7 @@ export async function main(argv: string[]): Promise<number> {
           seed: args.seed,
           dispose: { ...object('dispose', args.dispose), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           prune: { ...object('prune', args.prune), ...(args.sparsity !== undefined ? { sparsity: args.sparsity } : {}) },
+          ntl: { ...object('ntl', args.ntl), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           verify: { ...attackOptions(args), seed: args.seed },
           reportDir: args['report-dir'],
           failIf: args['fail-if'],

@@ -15,6 +15,7 @@ import { HARDEN_METADATA_KEY, readHardenRecord, setMetadata, sha256 } from '../e
 import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
+import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from '../harden/ntl.js';
 import { evaluate } from '../verify/evaluate.js';
 import { describeFailures, evaluateGates, parseGates } from '../verify/gates.js';
 import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
@@ -23,7 +24,7 @@ import { checkWebRuntime } from '../verify/web.js';
 import { HARDEN_VERSION } from '../version.js';
 import { attackFigures, checkAttackNames, runVerify, type VerifyCliOptions } from './verify.js';
 
-export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'none'] as const;
+export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'none'] as const;
 export type PipelineMethod = (typeof PIPELINE_METHODS)[number];
 
 export interface PipelineOptions {
@@ -40,6 +41,7 @@ export interface PipelineOptions {
   /** Method settings beyond the defaults (config file `dispose` / `prune` sections, flags). */
   dispose: Partial<DisposeSettings>;
   prune: Partial<PruneSettings>;
+  ntl: Partial<NtlSettings>;
   /** Attack options as `harden verify` takes them; data specs default to the block data. */
   verify: Omit<VerifyCliOptions, 'model' | 'json'>;
   reportDir?: string;
@@ -53,16 +55,21 @@ async function harden(model: OnnxModel, o: PipelineOptions, log: (line: string) 
   const block = await loadDataset(o.block);
   if (o.method === 'ntp' || o.method === 'magnitude') {
     const settings: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, ...o.prune, method: o.method, seed: o.seed };
-    log(`prune (${o.method}, sparsity ${settings.sparsity})`);
-    const r = await pruneModel(model, o.model, { keep, block }, settings, { progress: { onIteration: (it) => log(`  ADMM iteration ${it.iteration}: ‖W − Z‖/‖W‖ = ${it.residual.toFixed(4)}`) } });
+    const r = await pruneModel(model, o.model, { keep, block }, settings, { progress: { onStart: () => log(`prune (${o.method}, sparsity ${settings.sparsity})`), onIteration: (it) => log(`  ADMM iteration ${it.iteration}: ‖W − Z‖/‖W‖ = ${it.residual.toFixed(4)}`) } });
     setSparsityMetadata(r.proto, sparsityReport(r.proto));
+    return { proto: r.proto, settings: { ...settings } };
+  }
+  if (o.method === 'ntl') {
+    const settings: NtlSettings = { ...DEFAULT_NTL_SETTINGS, ...o.ntl, seed: o.seed };
+    const r = await ntlModel(model, o.model, { keep, block }, settings, {
+      progress: { onStart: () => log(`ntl (${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: keep CE ${s.keep.toFixed(4)}, block CE ${s.block.toFixed(3)}, MMD ${s.mmd.toFixed(4)}`) },
+    });
     return { proto: r.proto, settings: { ...settings } };
   }
   const sourceModel = o.sourceModel ? await loadModel(o.sourceModel) : undefined;
   const settings: DisposeSettings = { ...DEFAULT_DISPOSE_SETTINGS, ...o.dispose, method: o.method as DisposeMethod, seed: o.seed, sourceModel };
-  log(`dispose (${o.method}, ${settings.steps} steps)`);
   const r = await disposeModel(model, o.model, { retain: keep, forget: block }, settings, {
-    progress: { onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: KD ${s.distillation.toFixed(4)}, forget term ${s.forget.toPrecision(4)}`) },
+    progress: { onStart: () => log(`dispose (${o.method}, ${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: KD ${s.distillation.toFixed(4)}, forget term ${s.forget.toPrecision(4)}`) },
   });
   const { sourceModel: _omit, ...plain } = settings;
   return { proto: r.proto, settings: { ...plain, sourceModel: o.sourceModel } };

@@ -32,4 +32,24 @@ export async function restoreOptimizerState(optimizer: tf.Optimizer, graph: Impo
   });
   await optimizer.setWeights(named);
   tf.dispose(named.map((n) => n.tensor));
+  replayAdamDecay(optimizer);
+}
+
+/**
+ * tfjs's Adam keeps β^t by multiplying once per step (float32) but restores it as pow(β, t + 1),
+ * which rounds differently: replay the multiplications so a resumed run is bit-identical.
+ */
+function replayAdamDecay(optimizer: tf.Optimizer): void {
+  const adam = optimizer as unknown as { accBeta1?: tf.Variable; accBeta2?: tf.Variable; beta1: number; beta2: number; iterations_: number };
+  if (!adam.accBeta1 || !adam.accBeta2) return;
+  const chain = (beta: number) => {
+    const b = Math.fround(beta);
+    let acc = b;
+    for (let i = 0; i < adam.iterations_; i++) acc = Math.fround(acc * b);
+    return acc;
+  };
+  tf.tidy(() => {
+    adam.accBeta1!.assign(tf.scalar(chain(adam.beta1)));
+    adam.accBeta2!.assign(tf.scalar(chain(adam.beta2)));
+  });
 }

@@ -55,11 +55,21 @@ describe('harden <model> (the pipeline)', () => {
     expect(report.method.settings.sparsity).toBe(0.95);
   });
 
+  it('runs NTL as a pipeline method', () => {
+    const out = path.join(dir, 'ntl.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'ntl', '--steps', '3', ...QUICK, '--attacks', 'mia', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { report } = JSON.parse(r.stdout);
+    expect(report.method.settings).toMatchObject({ steps: 3, alpha: 0.1, beta: 0.1 });
+    expect(report.attacks.map((a: { key: string }) => a.key)).toEqual(['mia']);
+  });
+
   it('bad flags are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--fail-if', 'vibes>0', '-o', out), 2, /unknown gate 'vibes'/);
     expectOneLineError(harden(MNIST_MODEL, '--method', 'sorcery', ...QUICK, '-o', out), 2, /method/);
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--attacks', 'probe,astrology', '-o', out), 2, /unknown attack 'astrology'/);
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--config', path.join(dir, 'missing.json'), '-o', out), 2, /missing\.json/);
+    expectOneLineError(harden(MNIST_MODEL, '--method', 'ntl', '--ntl', '{"layer": "nope"}', ...QUICK, '-o', out), 2, /MMD layer 'nope'/);
   });
 });
