@@ -48,6 +48,7 @@ async function reportCharts(r: HardenReport): Promise<Chart[]> {
 const CSS = `
 body{font:15px/1.45 system-ui,sans-serif;color:#1d2430;background:#fff;max-width:1100px;margin:24px auto;padding:0 24px}
 h1{font-size:22px;margin:0 0 6px;word-break:break-all}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #dde2ea;padding-bottom:4px}
+code.wrap{display:block;font-size:12px;color:#5a6270;word-break:break-all;white-space:normal}
 .badge{display:inline-block;padding:3px 12px;border-radius:12px;color:#fff;font-weight:600;font-size:14px;vertical-align:middle}
 .protected{background:#1f8a4c}.not-protected{background:#c62828}.no-figures{background:#6b7380}
 table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #dde2ea;padding:4px 10px;text-align:left}
@@ -64,7 +65,7 @@ function summary(r: HardenReport): string {
   if (r.original) rows.push(['Original', `<code>${esc(r.original.path)}</code> <span class="muted">sha256 ${esc(r.original.sha256)}</span>`]);
   if (r.method) {
     const settings = JSON.stringify(r.method.settings);
-    rows.push(['Method', `${esc(r.method.name)} <span class="muted">(${r.method.seconds.toFixed(0)} s) ${esc(settings)}</span>`]);
+    rows.push(['Method', `${esc(r.method.name)} <span class="muted">(${r.method.seconds.toFixed(0)} s)</span><br><code class="wrap">${esc(settings)}</code>`]);
   }
   rows.push(['Seed', String(r.seed)]);
   for (const [name, spec] of Object.entries(r.data)) if (spec !== undefined) rows.push([`Data: ${esc(name)}`, `<code>${esc(spec)}</code>`]);
@@ -95,7 +96,7 @@ function attackTable(attacks: AttackFigure[]): string {
 function gatesSection(gates: NonNullable<HardenReport['gates']>): string {
   const row = (g: GateResult) =>
     `<tr${g.failed ? ' class="failed"' : ''}><td>${esc(g.name)}</td><td>${esc(`${g.op} ${g.threshold}`)}</td>` +
-    `<td class="num">${g.value === undefined ? 'missing' : String(g.value)}</td><td>${g.failed ? 'FAILED' : 'ok'}</td></tr>`;
+    `<td class="num">${g.value === undefined ? 'missing' : esc(Number(g.value.toPrecision(4)).toString())}</td><td>${g.failed ? 'FAILED' : 'ok'}</td></tr>`;
   return `<h2>Gates: ${gates.passed ? 'passed' : 'FAILED'}</h2><p><code>${esc(gates.expression)}</code></p>` +
     `<table><tr><th>Gate</th><th>Fails when</th><th>Value</th><th>Result</th></tr>${gates.results.map(row).join('')}</table>`;
 }
