@@ -103,8 +103,15 @@ function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
 }
 
+const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify'];
+
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.Ok;
+  // The pipeline is the default command: a first word that is neither a command nor a file is a typo.
+  const first = argv[0];
+  if (first && !first.startsWith('-') && !COMMANDS.includes(first) && !existsSync(first)) {
+    throw new HardenError(`'${first}' is neither a command (${COMMANDS.join(', ')}) nor a model file (see harden --help)`);
+  }
   const parser = yargs(argv)
     .scriptName('harden')
     // A flag given twice takes its last value (as flags override harden.config.json).
@@ -311,7 +318,7 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'verify <model>',
-      'Attack a model under onnxruntime and report how much an attacker gains by fine-tuning it: piggyback learning (pl) and the sample-wise learning curve (slc)',
+      'Attack a model under onnxruntime and report how much an attacker gains from its weights: piggyback learning (pl), the sample-wise learning curve (slc), linear probe, few-shot k-NN, membership inference (mia)',
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to attack' })
