@@ -345,7 +345,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to harden' })
-          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; ntl: non-transferable learning (MMD); none: verify only' })
+          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; ntl: non-transferable learning (MMD); sophon: simulated fine-tuning (reverse MAML); none: verify only' })
           .option('keep', { type: 'string', demandOption: true, describe: 'Authorized-task data spec' })
           .option('block', { type: 'string', demandOption: true, describe: 'Unauthorized-task data spec (forget data for disposal, blocked domain for pruning); the attacks\' data by default' })
           .option('keep-test', { type: 'string', describe: 'Authorized-task test data: accuracy before/after' })
@@ -353,9 +353,11 @@ export async function main(argv: string[]): Promise<number> {
           .option('source-model', { type: 'string', describe: 'Disposal: the source model whose classifier is the source head' })
           .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Where to write the hardened model' })
           .option('sparsity', { type: 'number', describe: `ntp/magnitude: fraction of weights pruned (default ${PRUNE.sparsity})` })
-          .option('steps', { type: 'number', describe: `Disposal / NTL steps (default ${DISPOSE.steps} / ${NTL.steps})` })
+          .option('steps', { type: 'number', describe: `Disposal / NTL / SOPHON outer steps (default ${DISPOSE.steps} / ${NTL.steps} / 400)` })
           .option('dispose', { type: 'string', describe: 'Disposal settings as in harden.config.json ("dispose": {"lambda": 1, …})' })
           .option('prune', { type: 'string', describe: 'Pruning settings as in harden.config.json ("prune": {"rho": 1, …})' })
+          .option('sophon', { type: 'string', describe: 'SOPHON settings as in harden.config.json ("sophon": {"outerSteps": 400, "innerSteps": 10, "suppressionWeight": 1, …})' })
+          .option('min-keep-acc', { type: 'number', describe: 'sophon: roll back and stop when the keep accuracy (on a held-out tenth of --keep) falls below this fraction' })
           .option('ntl', { type: 'string', describe: 'NTL settings as in harden.config.json ("ntl": {"alpha": 0.1, "beta": 0.1, "layer": …, "steps": 500})' })
           .options({ ...ATTACK_OPTIONS, attacks: { ...ATTACK_OPTIONS.attacks, default: 'probe,knn' } })
           .option('report-dir', { type: 'string', describe: 'Where report.json, report.html and the chart PNGs go (default: <output>.report)' })
@@ -392,6 +394,7 @@ export async function main(argv: string[]): Promise<number> {
           seed: args.seed,
           dispose: { ...object('dispose', args.dispose), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           prune: { ...object('prune', args.prune), ...(args.sparsity !== undefined ? { sparsity: args.sparsity } : {}) },
+          sophon: { ...object('sophon', args.sophon), ...(args['min-keep-acc'] !== undefined ? { minKeepAccuracy: args['min-keep-acc'] } : {}), ...(args.steps !== undefined ? { outerSteps: args.steps } : {}) },
           ntl: { ...object('ntl', args.ntl), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           verify: { ...attackOptions(args), seed: args.seed },
           reportDir: args['report-dir'],

@@ -16,6 +16,8 @@ import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
 import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from '../harden/ntl.js';
+import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
+import { splitDataset } from '../verify/split.js';
 import { evaluate } from '../verify/evaluate.js';
 import { describeFailures, evaluateGates, parseGates } from '../verify/gates.js';
 import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
@@ -24,7 +26,7 @@ import { checkWebRuntime } from '../verify/web.js';
 import { HARDEN_VERSION } from '../version.js';
 import { attackFigures, checkAttackNames, runVerify, type VerifyCliOptions } from './verify.js';
 
-export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'none'] as const;
+export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'sophon', 'none'] as const;
 export type PipelineMethod = (typeof PIPELINE_METHODS)[number];
 
 export interface PipelineOptions {
@@ -42,6 +44,7 @@ export interface PipelineOptions {
   dispose: Partial<DisposeSettings>;
   prune: Partial<PruneSettings>;
   ntl: Partial<NtlSettings>;
+  sophon: Partial<SophonSettings>;
   /** Attack options as `harden verify` takes them; data specs default to the block data. */
   verify: Omit<VerifyCliOptions, 'model' | 'json'>;
   reportDir?: string;
@@ -64,6 +67,17 @@ async function harden(model: OnnxModel, o: PipelineOptions, log: (line: string) 
     const r = await ntlModel(model, o.model, { keep, block }, settings, {
       progress: { onStart: () => log(`ntl (${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: keep CE ${s.keep.toFixed(4)}, block CE ${s.block.toFixed(3)}, MMD ${s.mmd.toFixed(4)}`) },
     });
+    return { proto: r.proto, settings: { ...settings } };
+  }
+  if (o.method === 'sophon') {
+    const settings: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, ...o.sophon, seed: o.seed };
+    // The keep-accuracy floor is checked on a held-out tenth of the keep data, not on test data.
+    const { train, val } = splitDataset(keep, 0.1, o.seed);
+    log(`sophon (${settings.outerSteps} outer × ${settings.innerSteps} inner steps)`);
+    const r = await sophonModel(model, o.model, { keep: train, block, keepCheck: val }, settings, {
+      onStep: (s) => s.keepAccuracy !== undefined && log(`  step ${s.step}: retention CE ${s.retention.toFixed(4)}, suppression ${s.suppression.toFixed(4)}, keep accuracy ${(100 * s.keepAccuracy).toFixed(2)} %`),
+    });
+    if (r.rolledBack) log(`  keep accuracy fell below ${settings.minKeepAccuracy}: rolled back to the last weights above it`);
     return { proto: r.proto, settings: { ...settings } };
   }
   const sourceModel = o.sourceModel ? await loadModel(o.sourceModel) : undefined;

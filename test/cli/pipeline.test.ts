@@ -64,6 +64,15 @@ describe('harden <model> (the pipeline)', () => {
     expect(report.attacks.map((a: { key: string }) => a.key)).toEqual(['mia']);
   });
 
+  it('runs SOPHON as a pipeline method', () => {
+    const out = path.join(dir, 'sophon.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'sophon', '--steps', '2', '--sophon', '{"innerSteps": 1, "supportBatchSize": 8, "queryBatchSize": 8}', '--min-keep-acc', '0.5',
+      ...QUICK, '--attacks', 'mia', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { report } = JSON.parse(r.stdout);
+    expect(report.method.settings).toMatchObject({ outerSteps: 2, innerSteps: 1, minKeepAccuracy: 0.5 });
+  });
+
   it('bad flags are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--fail-if', 'vibes>0', '-o', out), 2, /unknown gate 'vibes'/);
