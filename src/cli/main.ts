@@ -345,7 +345,7 @@ export async function main(argv: string[]): Promise<number> {
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'ONNX model to harden' })
-          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; ntl: non-transferable learning (MMD); sophon: simulated fine-tuning (reverse MAML); none: verify only' })
+          .option('method', { choices: PIPELINE_METHODS, demandOption: true, describe: 'gc/ngc/rtf/utf: disposal (the model is transfer-learned: --keep is its task, --block the source task); ntp/magnitude: pruning; ntl: non-transferable learning (MMD); sophon: simulated fine-tuning (reverse MAML); skd: selective knowledge distillation; unsir: noise unlearning of the block classes; none: verify only' })
           .option('keep', { type: 'string', demandOption: true, describe: 'Authorized-task data spec' })
           .option('block', { type: 'string', demandOption: true, describe: 'Unauthorized-task data spec (forget data for disposal, blocked domain for pruning); the attacks\' data by default' })
           .option('keep-test', { type: 'string', describe: 'Authorized-task test data: accuracy before/after' })
@@ -358,6 +358,8 @@ export async function main(argv: string[]): Promise<number> {
           .option('prune', { type: 'string', describe: 'Pruning settings as in harden.config.json ("prune": {"rho": 1, …})' })
           .option('sophon', { type: 'string', describe: 'SOPHON settings as in harden.config.json ("sophon": {"outerSteps": 400, "innerSteps": 10, "suppressionWeight": 1, …})' })
           .option('min-keep-acc', { type: 'number', describe: 'sophon: roll back and stop when the keep accuracy (on a held-out tenth of --keep) falls below this fraction' })
+          .option('unsir', { type: 'string', describe: 'UNSIR settings as in harden.config.json ("unsir": {"noiseSteps": 100, "impairLearningRate": 0.02, …}); the block data\'s labels (relabel=false) name the classes to forget' })
+          .option('skd', { type: 'string', describe: 'SKD settings as in harden.config.json ("skd": {"init": "random", "steps": 1500, "negativeTarget": -100, …})' })
           .option('ntl', { type: 'string', describe: 'NTL settings as in harden.config.json ("ntl": {"alpha": 0.1, "beta": 0.1, "layer": …, "steps": 500})' })
           .options({ ...ATTACK_OPTIONS, attacks: { ...ATTACK_OPTIONS.attacks, default: 'probe,knn' } })
           .option('report-dir', { type: 'string', describe: 'Where report.json, report.html and the chart PNGs go (default: <output>.report)' })
@@ -395,6 +397,8 @@ export async function main(argv: string[]): Promise<number> {
           dispose: { ...object('dispose', args.dispose), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           prune: { ...object('prune', args.prune), ...(args.sparsity !== undefined ? { sparsity: args.sparsity } : {}) },
           sophon: { ...object('sophon', args.sophon), ...(args['min-keep-acc'] !== undefined ? { minKeepAccuracy: args['min-keep-acc'] } : {}), ...(args.steps !== undefined ? { outerSteps: args.steps } : {}) },
+          skd: object('skd', args.skd),
+          unsir: object('unsir', args.unsir),
           ntl: { ...object('ntl', args.ntl), ...(args.steps !== undefined ? { steps: args.steps } : {}) },
           verify: { ...attackOptions(args), seed: args.seed },
           reportDir: args['report-dir'],

@@ -16,6 +16,8 @@ import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
 import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from '../harden/ntl.js';
+import { unsirModel, DEFAULT_UNSIR_SETTINGS, type UnsirSettings } from '../harden/unsir.js';
+import { skdModel, DEFAULT_SKD_SETTINGS, type SkdSettings } from '../harden/skd.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
 import { splitDataset } from '../verify/split.js';
 import { evaluate } from '../verify/evaluate.js';
@@ -26,7 +28,7 @@ import { checkWebRuntime } from '../verify/web.js';
 import { HARDEN_VERSION } from '../version.js';
 import { attackFigures, checkAttackNames, runVerify, type VerifyCliOptions } from './verify.js';
 
-export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'sophon', 'none'] as const;
+export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'sophon', 'skd', 'unsir', 'none'] as const;
 export type PipelineMethod = (typeof PIPELINE_METHODS)[number];
 
 export interface PipelineOptions {
@@ -45,6 +47,8 @@ export interface PipelineOptions {
   prune: Partial<PruneSettings>;
   ntl: Partial<NtlSettings>;
   sophon: Partial<SophonSettings>;
+  skd: Partial<SkdSettings>;
+  unsir: Partial<UnsirSettings>;
   /** Attack options as `harden verify` takes them; data specs default to the block data. */
   verify: Omit<VerifyCliOptions, 'model' | 'json'>;
   reportDir?: string;
@@ -67,6 +71,20 @@ async function harden(model: OnnxModel, o: PipelineOptions, log: (line: string) 
     const r = await ntlModel(model, o.model, { keep, block }, settings, {
       progress: { onStart: () => log(`ntl (${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: keep CE ${s.keep.toFixed(4)}, block CE ${s.block.toFixed(3)}, MMD ${s.mmd.toFixed(4)}`) },
     });
+    return { proto: r.proto, settings: { ...settings } };
+  }
+  if (o.method === 'unsir') {
+    // The classes to forget are those of the block data, in the model's own label space (relabel=false).
+    const forgetClasses = [...new Set(block.labels)].sort((a, b) => a - b);
+    const settings: UnsirSettings = { ...DEFAULT_UNSIR_SETTINGS, ...o.unsir, seed: o.seed };
+    log(`unsir (forget classes ${forgetClasses.join(', ')})`);
+    const r = await unsirModel(model, o.model, { keep, forgetClasses }, settings);
+    return { proto: r.proto, settings: { ...settings, forgetClasses } };
+  }
+  if (o.method === 'skd') {
+    const settings: SkdSettings = { ...DEFAULT_SKD_SETTINGS, ...o.skd, seed: o.seed };
+    log(`skd (${settings.steps} distillation + ${settings.headSteps} head steps)`);
+    const r = await skdModel(model, o.model, { keep, block }, settings);
     return { proto: r.proto, settings: { ...settings } };
   }
   if (o.method === 'sophon') {

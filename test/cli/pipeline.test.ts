@@ -73,6 +73,21 @@ describe('harden <model> (the pipeline)', () => {
     expect(report.method.settings).toMatchObject({ outerSteps: 2, innerSteps: 1, minKeepAccuracy: 0.5 });
   });
 
+  it('runs SKD as a pipeline method', () => {
+    const out = path.join(dir, 'skd.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'skd', '--skd', '{"steps": 2, "headSteps": 2, "init": "teacher"}', ...QUICK, '--attacks', 'mia', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).report.method.settings).toMatchObject({ steps: 2, headSteps: 2, init: 'teacher', negativeTarget: -100 });
+  });
+
+  it('runs UNSIR on the classes of the block data', () => {
+    const out = path.join(dir, 'unsir.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'unsir', '--unsir', '{"noiseSteps": 2}', '--keep', 'mnist:split=train,classes=0-7,relabel=false,limit=128',
+      '--block', 'mnist:split=train,classes=8-9,relabel=false,limit=20', '--block-test', 'mnist:split=test,classes=8-9,relabel=false,limit=50', '--attacks', 'mia', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).report.method.settings.forgetClasses).toEqual([8, 9]);
+  });
+
   it('bad flags are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--fail-if', 'vibes>0', '-o', out), 2, /unknown gate 'vibes'/);

@@ -11,10 +11,9 @@ import { crossEntropy } from '../../src/engine/tfjs-engine.js';
 import { HardenError } from '../../src/errors.js';
 import { readHardenRecord } from '../../src/export/export.js';
 import type { Dataset } from '../../src/data/types.js';
-import { tinyNet, synthetic } from '../helpers/tiny.js';
+import { tinyNet, synthetic, trainTiny } from '../helpers/tiny.js';
 import { gradientCollision } from '../../src/harden/losses.js';
 import { disposeModel, type DisposeSettings } from '../../src/harden/dispose.js';
-import { trainModel } from '../../src/train/trainer.js';
 import { fitLinearProbe, sourceHeadFromModel, type SourceHead } from '../../src/harden/source-head.js';
 
 // Disposal on tinyNet (test/helpers/tiny.ts): target task 'halves' (2 classes), source task 'quadrants' (4).
@@ -111,10 +110,7 @@ let targetAccuracy: number;
 let dir: string;
 beforeAll(async () => {
   await initBackend('wasm');
-  const trained = await trainModel(tinyNet(2), 'tiny.onnx', retain, undefined, {
-    epochs: 8, batchSize: 16, optimizer: { kind: 'adam', learningRate: 0.01 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed: 1,
-  });
-  model = { proto: trained.proto };
+  model = await trainTiny(tinyNet(2), retain);
   targetAccuracy = accuracy(logitsOf(model.proto, retain), retain.labels);
   const g = graphOf(model.proto);
   head = sourceHeadFromModel(g, sourceModel, 'source.onnx');

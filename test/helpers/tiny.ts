@@ -2,6 +2,7 @@ import { GraphBuilder } from '../../src/onnx/builder.js';
 import { decodeModel, type OnnxModel } from '../../src/onnx/model.js';
 import type { Dataset } from '../../src/data/types.js';
 import { Random } from '../../src/util/random.js';
+import { trainModel } from '../../src/train/trainer.js';
 
 /**
  * A tiny conv net (Conv → ReLU → MaxPool → Gemm 16 → ReLU = backbone, Gemm = head)
@@ -43,4 +44,12 @@ export function synthetic(n: number, seed: number, kind: 'halves' | 'quadrants')
     }
   }
   return { name: kind, images, labels, shape: [1, 8, 8], classes };
+}
+
+/** Train a tiny net briefly (Adam 0.01, batches of 16): a model that solves its synthetic task. */
+export async function trainTiny(model: OnnxModel, data: Dataset, epochs = 8, seed = 1): Promise<OnnxModel> {
+  const trained = await trainModel(model, 'tiny.onnx', data, undefined, {
+    epochs, batchSize: 16, optimizer: { kind: 'adam', learningRate: 0.01 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
+  });
+  return { proto: trained.proto };
 }

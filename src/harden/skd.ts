@@ -1,0 +1,176 @@
+/**
+ * Selective knowledge distillation (SKD). A student with the teacher's architecture (re-initialized
+ * the PyTorch way, or a copy of the teacher) learns, at the pre-activation of the ReLU that feeds the
+ * classifier, the teacher's values on authorized images and a strongly negative constant on
+ * unauthorized images, so that ReLU outputs zeros for them and nothing downstream can tell them
+ * apart. Then a new classifier is trained on authorized data only, with the backbone frozen:
+ *
+ *   L_distill = mean (s(x_a) − t(x_a))² + w · mean (s(x_u) − target)²      (target = −100)
+ *
+ * BatchNorm runs in inference mode while distilling.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { HardenError } from '../errors.js';
+import type { OnnxModel } from '../onnx/model.js';
+import { toNumber, type ModelProto, type NodeProto } from '../onnx/schema.js';
+import type { Dataset } from '../data/types.js';
+import { StepSampler } from '../data/loader.js';
+import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { ImportedGraph } from '../import/graph.js';
+import { findClassifierHead } from '../import/head.js';
+import { HARDEN_METADATA_KEY, setMetadata, withWeights } from '../export/export.js';
+import { checkImagesFit } from '../train/fit.js';
+import { withNewHead } from '../train/head.js';
+import { reinitialize } from '../verify/reinit.js';
+import { HARDEN_VERSION } from '../version.js';
+
+export interface SkdSettings {
+  /** 'random': the student starts from PyTorch default init; 'teacher': from the teacher's weights. */
+  init: 'random' | 'teacher';
+  steps: number;
+  learningRate: number;
+  batchSize: number;
+  /** The pre-activation target on unauthorized images. */
+  negativeTarget: number;
+  /** w: weight of the unauthorized term (its squared errors start near target²). */
+  unauthorizedWeight: number;
+  headSteps: number;
+  headLearningRate: number;
+  seed: number;
+}
+
+export const DEFAULT_SKD_SETTINGS: SkdSettings = {
+  init: 'random',
+  steps: 1500,
+  learningRate: 1e-3,
+  batchSize: 64,
+  negativeTarget: -100,
+  unauthorizedWeight: 0.01,
+  headSteps: 300,
+  headLearningRate: 1e-3,
+  seed: 0,
+};
+
+function fail(what: string): never {
+  throw new HardenError(`skd: ${what}`);
+}
+
+/** The tensor SKD distils: the input of the Relu whose output feeds the classifier. */
+export function preActivationTensor(proto: ModelProto, source: string): { preActivation: string; features: string } {
+  const head = findClassifierHead(proto);
+  if (!head) fail(`${source}: no final Gemm/MatMul classifier found`);
+  let producer: NodeProto | undefined;
+  let tensor = head.featureTensor;
+  // Through Flatten/Reshape to the activation.
+  for (;;) {
+    producer = proto.graph?.node.find((n) => n.output.includes(tensor));
+    if (producer && ['Flatten', 'Reshape'].includes(producer.op_type ?? '')) tensor = producer.input[0]!;
+    else break;
+  }
+  if (producer?.op_type !== 'Relu') fail(`${source}: the classifier's input does not come from a Relu (found ${producer?.op_type ?? 'a graph input'}); SKD blocks unauthorized inputs at that ReLU`);
+  return { preActivation: producer.input[0]!, features: head.featureTensor };
+}
+
+/** L_distill for student pre-activations of [authorized; unauthorized] rows against the teacher's. */
+export function skdLoss(student: tf.Tensor, teacherAuthorized: tf.Tensor, authorized: number, negativeTarget: number, weight: number): tf.Scalar {
+  return tf.tidy(() => {
+    const n = student.shape[0]!;
+    const s = tf.reshape(student, [n, -1]);
+    const a = tf.mean(tf.square(tf.sub(tf.slice(s, 0, authorized), tf.reshape(teacherAuthorized, [authorized, -1]))));
+    if (authorized === n) return a as tf.Scalar;
+    const u = tf.mean(tf.square(tf.sub(tf.slice(s, authorized, n - authorized), negativeTarget)));
+    return tf.add(a, tf.mul(u, weight)) as tf.Scalar;
+  });
+}
+
+export function validateSkdSettings(s: SkdSettings): void {
+  if (!['random', 'teacher'].includes(s.init)) fail(`init must be random or teacher, got '${String(s.init)}'`);
+  for (const [name, v] of [['steps', s.steps], ['head steps', s.headSteps]] as const) if (!(Number.isInteger(v) && v >= 0)) fail(`${name} must be an integer ≥ 0, got ${v}`);
+  if (!(Number.isInteger(s.batchSize) && s.batchSize >= 1)) fail(`batch size must be a positive integer, got ${s.batchSize}`);
+  if (!(s.learningRate > 0 && s.headLearningRate > 0)) fail('learning rates must be > 0');
+  if (!(s.negativeTarget < 0)) fail(`the negative target must be < 0, got ${s.negativeTarget}`);
+  if (!(s.unauthorizedWeight >= 0)) fail(`the unauthorized weight must be ≥ 0, got ${s.unauthorizedWeight}`);
+}
+
+export interface SkdStepRecord {
+  step: number;
+  phase: 'distill' | 'head';
+  loss: number;
+}
+
+export async function skdModel(model: OnnxModel, source: string, data: { keep: Dataset; block?: Dataset }, settings: SkdSettings, progress: { onStep?(r: SkdStepRecord): void } = {}): Promise<{ proto: ModelProto; history: SkdStepRecord[] }> {
+  const s = settings;
+  validateSkdSettings(s);
+  if (!data.block) fail('needs unauthorized (block) images');
+  const { preActivation } = preActivationTensor(model.proto, source);
+  const head = findClassifierHead(model.proto)!;
+  const teacher = new ImportedGraph(model, source);
+  const studentModel: OnnxModel = { ...model, proto: s.init === 'random' ? reinitialize(model.proto, s.seed) : model.proto };
+  const student = new ImportedGraph(studentModel, `${source} (student)`);
+  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  const history: SkdStepRecord[] = [];
+  let distilled: ModelProto;
+  try {
+    checkImagesFit(teacher, data.keep, 'keep data');
+    checkImagesFit(teacher, data.block, 'block data');
+    const inputName = teacher.inputs[0]!.name;
+    const headParams = new Set(head.parameters);
+    const backbone = student.trainableVariables().filter((v) => ![...headParams].some((p) => student.variables.get(p) === v));
+    const keep = new StepSampler(data.keep, s.batchSize, s.seed);
+    const block = new StepSampler(data.block, s.batchSize, s.seed + 1);
+    for (let step = 0; step < s.steps; step++) {
+      const kb = keep.batch(step), bb = block.batch(step);
+      const loss = tf.tidy(() => {
+        const xa = tf.tensor(kb.x.data as Float32Array, kb.x.shape);
+        const target = teacher.run({ [inputName]: xa }, { outputs: [preActivation] }).outputs.get(preActivation)!;
+        const x = tf.concat([xa, tf.tensor(bb.x.data as Float32Array, bb.x.shape)], 0);
+        const { value, grads } = tf.variableGrads(() => {
+          const pre = student.run({ [inputName]: x }, { outputs: [preActivation] }).outputs.get(preActivation)!;
+          return skdLoss(pre, target, kb.y.length, s.negativeTarget, s.unauthorizedWeight);
+        }, backbone);
+        optimizer.applyGradients(grads);
+        return value;
+      });
+      const value = (await loss.data())[0]!;
+      loss.dispose();
+      if (!Number.isFinite(value)) throw new HardenError(`skd: diverged at step ${step + 1}; lower the learning rate`);
+      const record: SkdStepRecord = { step: step + 1, phase: 'distill', loss: value };
+      history.push(record);
+      progress.onStep?.(record);
+    }
+    distilled = withWeights(studentModel, student.readWeights());
+  } finally {
+    optimizer.dispose();
+    teacher.dispose();
+    student.dispose();
+  }
+  // A new classifier on the frozen backbone, authorized data only.
+  const classes = findClassifierHeadClasses(model.proto, source);
+  const withHead: OnnxModel = { ...model, proto: withNewHead(distilled, classes, s.seed, source) };
+  const engine = new TfjsTrainable(withHead, source);
+  try {
+    engine.setTrainable(head.parameters.filter((p) => engine.parameterNames.includes(p)));
+    engine.setOptimizer({ kind: 'adam', learningRate: s.headLearningRate });
+    const keep = new StepSampler(data.keep, Math.min(s.batchSize, data.keep.labels.length), s.seed + 2);
+    for (let step = 0; step < s.headSteps; step++) {
+      const b = keep.batch(step);
+      const loss = await engine.trainStep(b.x, b.y);
+      const record: SkdStepRecord = { step: s.steps + step + 1, phase: 'head', loss };
+      history.push(record);
+      progress.onStep?.(record);
+    }
+    const proto = withWeights(model, engine.weights());
+    const last = (phase: SkdStepRecord['phase']) => history.filter((r) => r.phase === phase).at(-1)?.loss;
+    setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ version: HARDEN_VERSION, operation: 'skd', settings: { ...s, preActivation }, figures: { distillLoss: last('distill'), headLoss: last('head') } }));
+    return { proto, history };
+  } finally {
+    engine.dispose();
+  }
+}
+
+function findClassifierHeadClasses(proto: ModelProto, source: string): number {
+  const dims = proto.graph?.output[0]?.type?.tensor_type?.shape?.dim;
+  const last = dims?.at(-1);
+  if (last?.value !== 'dim_value') fail(`${source}: the output's class dimension is not fixed`);
+  return toNumber(last.dim_value);
+}
