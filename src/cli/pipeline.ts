@@ -8,18 +8,16 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, HardenError } from '../errors.js';
-import { loadModel, saveModel, type OnnxModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/schema.js';
+import { loadModel, saveModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
 import { HARDEN_METADATA_KEY, readHardenRecord, setMetadata, sha256 } from '../export/export.js';
-import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
-import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
-import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
-import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from '../harden/ntl.js';
-import { unsirModel, DEFAULT_UNSIR_SETTINGS, type UnsirSettings } from '../harden/unsir.js';
-import { skdModel, DEFAULT_SKD_SETTINGS, type SkdSettings } from '../harden/skd.js';
-import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
-import { splitDataset } from '../verify/split.js';
+import { applyMethod, METHODS, type MethodName } from '../harden/apply.js';
+import type { DisposeSettings } from '../harden/dispose.js';
+import type { PruneSettings } from '../harden/prune.js';
+import type { NtlSettings } from '../harden/ntl.js';
+import type { UnsirSettings } from '../harden/unsir.js';
+import type { SkdSettings } from '../harden/skd.js';
+import type { SophonSettings } from '../harden/sophon.js';
 import { evaluate } from '../verify/evaluate.js';
 import { describeFailures, evaluateGates, parseGates } from '../verify/gates.js';
 import { REPORT_SCHEMA, verdictOf, type HardenReport } from '../verify/report.js';
@@ -28,8 +26,8 @@ import { checkWebRuntime } from '../verify/web.js';
 import { HARDEN_VERSION } from '../version.js';
 import { attackFigures, checkAttackNames, runVerify, type VerifyCliOptions } from './verify.js';
 
-export const PIPELINE_METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'sophon', 'skd', 'unsir', 'none'] as const;
-export type PipelineMethod = (typeof PIPELINE_METHODS)[number];
+export const PIPELINE_METHODS = METHODS;
+export type PipelineMethod = MethodName;
 
 export interface PipelineOptions {
   model: string;
@@ -56,57 +54,6 @@ export interface PipelineOptions {
   json: boolean;
 }
 
-async function harden(model: OnnxModel, o: PipelineOptions, log: (line: string) => void): Promise<{ proto: ModelProto; settings: Record<string, unknown> }> {
-  if (o.method === 'none') return { proto: model.proto, settings: {} };
-  const keep = await loadDataset(o.keep);
-  const block = await loadDataset(o.block);
-  if (o.method === 'ntp' || o.method === 'magnitude') {
-    const settings: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, ...o.prune, method: o.method, seed: o.seed };
-    const r = await pruneModel(model, o.model, { keep, block }, settings, { progress: { onStart: () => log(`prune (${o.method}, sparsity ${settings.sparsity})`), onIteration: (it) => log(`  ADMM iteration ${it.iteration}: ‖W − Z‖/‖W‖ = ${it.residual.toFixed(4)}`) } });
-    setSparsityMetadata(r.proto, sparsityReport(r.proto));
-    return { proto: r.proto, settings: { ...settings } };
-  }
-  if (o.method === 'ntl') {
-    const settings: NtlSettings = { ...DEFAULT_NTL_SETTINGS, ...o.ntl, seed: o.seed };
-    const r = await ntlModel(model, o.model, { keep, block }, settings, {
-      progress: { onStart: () => log(`ntl (${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: keep CE ${s.keep.toFixed(4)}, block CE ${s.block.toFixed(3)}, MMD ${s.mmd.toFixed(4)}`) },
-    });
-    return { proto: r.proto, settings: { ...settings } };
-  }
-  if (o.method === 'unsir') {
-    // The classes to forget are those of the block data, in the model's own label space (relabel=false).
-    const forgetClasses = [...new Set(block.labels)].sort((a, b) => a - b);
-    const settings: UnsirSettings = { ...DEFAULT_UNSIR_SETTINGS, ...o.unsir, seed: o.seed };
-    log(`unsir (forget classes ${forgetClasses.join(', ')})`);
-    const r = await unsirModel(model, o.model, { keep, forgetClasses }, settings);
-    return { proto: r.proto, settings: { ...settings, forgetClasses } };
-  }
-  if (o.method === 'skd') {
-    const settings: SkdSettings = { ...DEFAULT_SKD_SETTINGS, ...o.skd, seed: o.seed };
-    log(`skd (${settings.steps} distillation + ${settings.headSteps} head steps)`);
-    const r = await skdModel(model, o.model, { keep, block }, settings);
-    return { proto: r.proto, settings: { ...settings } };
-  }
-  if (o.method === 'sophon') {
-    const settings: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, ...o.sophon, seed: o.seed };
-    // The keep-accuracy floor is checked on a held-out tenth of the keep data, not on test data.
-    const { train, val } = splitDataset(keep, 0.1, o.seed);
-    log(`sophon (${settings.outerSteps} outer × ${settings.innerSteps} inner steps)`);
-    const r = await sophonModel(model, o.model, { keep: train, block, keepCheck: val }, settings, {
-      onStep: (s) => s.keepAccuracy !== undefined && log(`  step ${s.step}: retention CE ${s.retention.toFixed(4)}, suppression ${s.suppression.toFixed(4)}, keep accuracy ${(100 * s.keepAccuracy).toFixed(2)} %`),
-    });
-    if (r.rolledBack) log(`  keep accuracy fell below ${settings.minKeepAccuracy}: rolled back to the last weights above it`);
-    return { proto: r.proto, settings: { ...settings } };
-  }
-  const sourceModel = o.sourceModel ? await loadModel(o.sourceModel) : undefined;
-  const settings: DisposeSettings = { ...DEFAULT_DISPOSE_SETTINGS, ...o.dispose, method: o.method as DisposeMethod, seed: o.seed, sourceModel };
-  const r = await disposeModel(model, o.model, { retain: keep, forget: block }, settings, {
-    progress: { onStart: () => log(`dispose (${o.method}, ${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: KD ${s.distillation.toFixed(4)}, forget term ${s.forget.toPrecision(4)}`) },
-  });
-  const { sourceModel: _omit, ...plain } = settings;
-  return { proto: r.proto, settings: { ...plain, sourceModel: o.sourceModel } };
-}
-
 /** Run the pipeline; returns the report and the exit code (0, or 5 when a gate failed). */
 export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenReport; exitCode: number; files: Record<string, unknown> }> {
   const gates = o.failIf ? parseGates(o.failIf) : undefined;
@@ -114,7 +61,9 @@ export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenR
   const log = (line: string) => !o.json && process.stderr.write(line + '\n');
   const model = await loadModel(o.model);
   const t0 = performance.now();
-  const hardened = await harden(model, o, log);
+  const hardened = o.method === 'none'
+    ? { proto: model.proto, settings: {} }
+    : await applyMethod(model, o.model, o.method, { keep: await loadDataset(o.keep), block: await loadDataset(o.block) }, { ...o, sourceModel: o.sourceModel ? await loadModel(o.sourceModel) : undefined }, log);
   const seconds = (performance.now() - t0) / 1000;
 
   const keep = o.keepTest ? await (async () => {
