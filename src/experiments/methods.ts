@@ -174,6 +174,7 @@ async function report(rows: Row[]): Promise<void> {
       'fresh-head fine-tuning of all layers on 10 images per class (pl10; 10 epochs, learning rate from {1e-3, 3e-3} on 10 more per class), ' +
       `the SLC curve (${SLC.steps} Adam steps per fraction, fresh head) and its r = 0.1 point (ft10%), SLC-AUC against the scratch row's curve. Accuracies in %, tests under onnxruntime. ` +
       'Method settings: the defaults of each method (README). unsir (dtl) works on the 10-class source model, forgetting classes 5–9.',
+    'The time column is the method\'s wall time on this 2-core machine (wasm backend).',
     '',
   ];
   for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
@@ -182,7 +183,7 @@ async function report(rows: Row[]): Promise<void> {
       const rs = rows.filter((r) => r.scenario === scenario && r.method === method);
       if (!rs.length) continue;
       const keep = rs.flatMap((r) => (r.keepAccuracy === undefined ? [] : [r.keepAccuracy]));
-      lines.push(`| ${method} | ${rs.length} | ${fmt(keep, 100, 1)} | ${fmt(rs.map((r) => r.probe), 100, 1)} | ${fmt(rs.map((r) => r.pl10), 100, 1)} | ${fmt(rs.map((r) => r.ft10pct), 100, 1)} | ${method === 'scratch' ? '0' : fmt(rs.map((r) => r.slcAuc), 1, 3)} | ${fmt(rs.map((r) => r.seconds), 1, 0)} |`);
+      lines.push(`| ${method} | ${rs.length} | ${fmt(keep, 100, 1)} | ${fmt(rs.map((r) => r.probe), 100, 1)} | ${fmt(rs.map((r) => r.pl10), 100, 1)} | ${fmt(rs.map((r) => r.ft10pct), 100, 1)} | ${method === 'scratch' ? '0' : fmt(rs.map((r) => r.slcAuc), 1, 3)} | ${method === 'scratch' ? '–' : fmt(rs.map((r) => r.seconds), 1, 0)} |`);
     }
     lines.push('');
   }
