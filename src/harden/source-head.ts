@@ -146,8 +146,8 @@ export async function fitLinearProbe(graph: ImportedGraph, forget: Dataset, sett
   const F = target.featureSize;
   const features = datasetFeatures(graph, target.head.featureTensor, forget, F);
   const labels = tf.tensor1d(forget.labels, 'int32');
-  const weight = tf.variable(tf.zeros([F, classes]), true);
-  const bias = tf.variable(tf.zeros([classes]), true);
+  const weight = tf.tidy(() => tf.variable(tf.zeros([F, classes]), true));
+  const bias = tf.tidy(() => tf.variable(tf.zeros([classes]), true));
   const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
   try {
     const n = forget.labels.length;

@@ -162,7 +162,7 @@ export async function unsirModel(
     // 1. Error-maximizing noise, one image per forget class, learned jointly (the model is frozen
     // and BN runs in inference mode, so each image's objective depends on that image alone).
     const rng = new Random(s.seed);
-    noiseVar = tf.variable(tf.tensor(rng.normalArray(K * per), [K, ...keep.shape], 'float32'), true);
+    noiseVar = tf.tidy(() => tf.variable(tf.tensor(rng.normalArray(K * per), [K, ...keep.shape], 'float32'), true));
     const nv = noiseVar;
     const forgetLabels = tf.tensor1d(Int32Array.from(forget), 'int32');
     const noiseLoss = (): Float32Array => tf.tidy(() => rowCrossEntropy(logitsOf(nv), forgetLabels).dataSync() as Float32Array);

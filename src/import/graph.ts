@@ -117,7 +117,8 @@ export class ImportedGraph {
         }
         if (role) {
           // tfjs variable names are global: prefix them so several graphs of one model can coexist.
-          this.variables.set(name, tf.variable(tf.tensor(data, h.shape, 'float32'), role === 'weight', `g${this.id}/${name}`));
+          // tidy frees the initial tensor (the variable keeps its own reference to the data).
+          this.variables.set(name, tf.tidy(() => tf.variable(tf.tensor(data, h.shape, 'float32'), role === 'weight', `g${this.id}/${name}`)));
           if (role === 'statistic') this.statisticNames.add(name);
         } else if (data.length <= HOST_FLOAT_LIMIT) {
           this.hostConstants.set(name, new HostValue('float32', [...h.shape], Array.from(data)));
