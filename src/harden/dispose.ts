@@ -17,7 +17,6 @@
  * are kept as they are.
  */
 import { HARDEN_VERSION } from '../version.js';
-import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
@@ -26,10 +25,10 @@ import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
-import { readOptimizerState, restoreOptimizerState } from '../engine/optimizer-state.js';
 import { ImportedGraph } from '../import/graph.js';
-import { exportModel, HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState, type StepRun } from '../train/checkpoint.js';
+import { HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
+import type { StepRun } from '../train/checkpoint.js';
+import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint.js';
 import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { distillationLoss, gradientCollision } from './losses.js';
@@ -169,13 +168,10 @@ export async function disposeModel(
     let history: DisposeStepRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
-      const checkpoint = await openCheckpoint(run.checkpointDir, key);
-      if (checkpoint) {
-        const { state, weights } = checkpoint;
-        graph.writeWeights(weights);
-        await restoreOptimizerState(optimizer, graph, allVars, decodeOptimizer(state.optimizer));
-        history = state.history as unknown as DisposeStepRecord[];
-        start = state.epoch;
+      const restored = await loadStepCheckpoint(run.checkpointDir, graph, optimizer, allVars, key);
+      if (restored) {
+        history = restored.history as unknown as DisposeStepRecord[];
+        start = restored.position;
         run.progress?.onResume?.(start);
       }
     }
@@ -242,10 +238,7 @@ export async function disposeModel(
       history.push(record);
       run.progress?.onStep?.(record);
       if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) {
-        await mkdir(run.checkpointDir, { recursive: true });
-        await exportModel(model, graph.readWeights(), checkpointModelPath(run.checkpointDir), { overwrite: true });
-        const opt = encodeOptimizer(await readOptimizerState(optimizer, graph));
-        await writeState(run.checkpointDir, { version: 1, epoch: step + 1, settings: key, history: history as unknown as Record<string, unknown>[], optimizer: opt });
+        await saveStepCheckpoint(run.checkpointDir, model, graph, optimizer, key, { position: step + 1, history: history as unknown as Record<string, unknown>[], tensors: new Map() });
       }
     }
     return { proto: finish(model, graph, s, history, head), history };

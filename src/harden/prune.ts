@@ -17,7 +17,6 @@
  * kept as they are and the unauthorized data never enters them.
  */
 import { HARDEN_VERSION } from '../version.js';
-import { mkdir } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
 import type { OnnxModel } from '../onnx/model.js';
@@ -25,10 +24,11 @@ import type { ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
-import { readOptimizerState, restoreOptimizerState, type NamedArrays } from '../engine/optimizer-state.js';
+import type { NamedArrays } from '../engine/optimizer-state.js';
 import { ImportedGraph } from '../import/graph.js';
-import { HARDEN_METADATA_KEY, exportModel, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState, type StepRun } from '../train/checkpoint.js';
+import { HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
+import type { StepRun } from '../train/checkpoint.js';
+import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint.js';
 import { checkImagesFit } from '../train/fit.js';
 import { applyMask, projectOntoSparsity, prunableWeights, residual, sparsityMasks, type PruneScope } from './admm.js';
 import { fisherRatio } from './fisher.js';
@@ -185,6 +185,9 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
   const graph = new ImportedGraph(model, source);
   let targetHead: SourceHead | undefined;
   let optimizer: tf.Optimizer | undefined;
+  // Pruning masks and ADMM anchors (Z − U) as device tensors, freed however the run ends.
+  const maskTensors = new Map<string, tf.Tensor>();
+  const anchors = new Map<string, tf.Tensor>();
   try {
     if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
     checkImagesFit(graph, data.keep, 'keep data');
@@ -220,19 +223,15 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     let start = 0;
     const newOptimizer = (step: number) => tf.train.adam(step < admmSteps ? s.learningRate : s.finetuneLearningRate);
     if (run.checkpointDir && run.resume) {
-      const checkpoint = await openCheckpoint(run.checkpointDir, key);
-      if (checkpoint) {
-        const { state, weights } = checkpoint;
-        graph.writeWeights(weights);
-        const extra = decodeOptimizer(state.tensors ?? []);
-        z = fromArrays(extra, 'Z');
-        u = fromArrays(extra, 'U');
-        const m = fromArrays(extra, 'mask');
+      const restored = await loadStepCheckpoint(run.checkpointDir, graph, newOptimizer, variables, key);
+      if (restored) {
+        z = fromArrays(restored.tensors, 'Z');
+        u = fromArrays(restored.tensors, 'U');
+        const m = fromArrays(restored.tensors, 'mask');
         if (m.size) masks = new Map([...m].map(([n, v]) => [n, Uint8Array.from(v)]));
-        start = state.epoch;
-        optimizer = newOptimizer(start);
-        await restoreOptimizerState(optimizer, graph, variables, decodeOptimizer(state.optimizer));
-        ({ history, iterations } = state.history[0] as unknown as { history: PruneStepRecord[]; iterations: AdmmIterationRecord[] });
+        start = restored.position;
+        optimizer = restored.optimizer;
+        ({ history, iterations } = restored.history[0] as unknown as { history: PruneStepRecord[]; iterations: AdmmIterationRecord[] });
         run.progress?.onResume?.(start);
       }
     }
@@ -241,14 +240,12 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     const keepSampler = new StepSampler(data.keep, s.batchSize, s.seed);
     const blockSampler = data.block ? new StepSampler(data.block, s.batchSize, s.seed + 1) : undefined;
     const every = run.checkpointEvery ?? 50;
-    const maskTensors = new Map<string, tf.Tensor>();
     const setMasks = (m: Map<string, Uint8Array>) => {
       tf.dispose([...maskTensors.values()]);
       for (const [n, mask] of m) maskTensors.set(n, tf.tensor(Float32Array.from(mask), shapes.get(n)!, 'float32'));
     };
     if (masks) setMasks(masks);
     // Z − U, the point the ADMM penalty pulls W towards; changes only at Z/U-steps.
-    const anchors = new Map<string, tf.Tensor>();
     const refreshAnchors = () => {
       tf.dispose([...anchors.values()]);
       for (const [n, zn] of z) anchors.set(n, tf.tensor(zn.map((zi, j) => zi - u.get(n)![j]!), shapes.get(n)!, 'float32'));
@@ -257,18 +254,9 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
 
     const checkpoint = async (position: number) => {
       if (!run.checkpointDir) return;
-      await mkdir(run.checkpointDir, { recursive: true });
-      await exportModel(model, graph.readWeights(), checkpointModelPath(run.checkpointDir), { overwrite: true });
-      const extra: NamedArrays = new Map([...toArrays(z, 'Z', shapes), ...toArrays(u, 'U', shapes)]);
-      for (const [n, m] of masks ?? []) extra.set(`mask:${n}`, { shape: shapes.get(n)!, data: Float32Array.from(m) });
-      await writeState(run.checkpointDir, {
-        version: 1,
-        epoch: position,
-        settings: key,
-        history: [{ history, iterations } as unknown as Record<string, unknown>],
-        optimizer: encodeOptimizer(optimizer ? await readOptimizerState(optimizer, graph) : new Map()),
-        tensors: encodeOptimizer(extra),
-      });
+      const tensors: NamedArrays = new Map([...toArrays(z, 'Z', shapes), ...toArrays(u, 'U', shapes)]);
+      for (const [n, m] of masks ?? []) tensors.set(`mask:${n}`, { shape: shapes.get(n)!, data: Float32Array.from(m) });
+      await saveStepCheckpoint(run.checkpointDir, model, graph, optimizer, key, { position, history: [{ history, iterations } as unknown as Record<string, unknown>], tensors });
     };
 
     for (let step = start; step < total; step++) {
@@ -347,9 +335,9 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
       masks = sparsityMasks(w, s.sparsity, s.scope);
       graph.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
     }
-    tf.dispose([...maskTensors.values(), ...anchors.values()]);
     return { proto: finish(model, graph, s, history, iterations, masks), masks, history, iterations };
   } finally {
+    tf.dispose([...maskTensors.values(), ...anchors.values()]);
     optimizer?.dispose();
     targetHead?.dispose();
     graph.dispose();

@@ -31,14 +31,22 @@ export async function saveStepCheckpoint(dir: string, model: OnnxModel, graph: I
 }
 
 /**
- * Restore the weights into `graph` and the optimizer state into `optimizer` (slots created on
- * `variables` first); undefined when `dir` holds no checkpoint. Other settings are refused.
+ * Restore the weights into `graph` and the optimizer state into the optimizer (`optimizer`, or the
+ * one `optimizer(position)` makes for the restored position; slots are created on `variables`
+ * first); undefined when `dir` holds no checkpoint. Other settings are refused.
  */
-export async function loadStepCheckpoint(dir: string, graph: ImportedGraph, optimizer: tf.Optimizer, variables: tf.Variable[], settings: Record<string, unknown>): Promise<StepCheckpoint | undefined> {
+export async function loadStepCheckpoint(
+  dir: string,
+  graph: ImportedGraph,
+  optimizer: tf.Optimizer | ((position: number) => tf.Optimizer),
+  variables: tf.Variable[],
+  settings: Record<string, unknown>,
+): Promise<(StepCheckpoint & { optimizer: tf.Optimizer }) | undefined> {
   const checkpoint = await openCheckpoint(dir, settings);
   if (!checkpoint) return undefined;
   const { state, weights } = checkpoint;
   graph.writeWeights(weights);
-  await restoreOptimizerState(optimizer, graph, variables, decodeOptimizer(state.optimizer));
-  return { position: state.epoch, history: state.history, tensors: decodeOptimizer(state.tensors ?? []) };
+  const opt = typeof optimizer === 'function' ? optimizer(state.epoch) : optimizer;
+  await restoreOptimizerState(opt, graph, variables, decodeOptimizer(state.optimizer));
+  return { position: state.epoch, history: state.history, tensors: decodeOptimizer(state.tensors ?? []), optimizer: opt };
 }
