@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
@@ -13,6 +12,7 @@ import { piggybackAttack, type PiggybackOptions } from '../verify/piggyback.js';
 import { reinitialize } from '../verify/reinit.js';
 import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../harden/dispose.js';
+import { arg, meanStd, ROOT } from './common.js';
 
 /**
  * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
@@ -22,12 +22,7 @@ import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../h
  * (10 more per class for choosing the learning rate), tested on those classes' test split.
  * Rows: scratch, target-only, TL, RTF, UTF, GC — target accuracy and PL accuracy, mean ± std.
  */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
-}
 
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const STEPS = Number(arg('steps', '300'));
@@ -44,12 +39,7 @@ const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
 type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC';
 interface Result { row: Row; seed: number; target?: number; pl: number; seconds: number }
 
-function stats(xs: number[]): string {
-  if (!xs.length) return '–';
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
-  return `${(100 * mean).toFixed(1)} ± ${(100 * std).toFixed(1)}`;
-}
+const stats = (xs: number[]): string => meanStd(xs, 100, 1);
 
 async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Dataset; forget: Dataset; plTest: Dataset }): Promise<Result[]> {
   const target = await loadDataset(`fashion-mnist:split=train,classes=0-4,per-class=20,seed=${seed}`);

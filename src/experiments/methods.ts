@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
@@ -17,6 +16,7 @@ import { linearProbe } from '../verify/probe.js';
 import { reinitialize } from '../verify/reinit.js';
 import { learningCurve, SLC_FRACTIONS, type LearningCurve } from '../verify/slc.js';
 import { splitDataset } from '../verify/split.js';
+import { arg, meanStd, ROOT } from './common.js';
 
 /**
  * `npm run experiment:methods`: every hardening method on two reference scenarios, scored by the
@@ -30,11 +30,6 @@ import { splitDataset } from '../verify/split.js';
  * colorize: LeNet-5 on mnist (models/lenet5-mnist.onnx); blocked: mnist+colorize (1 channel).
  * Results are cached per (scenario, seed, method) in experiments/<out>.partial.json.
  */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const SCENARIOS = arg('scenarios', 'dtl,colorize').split(',');
 const METHODS = arg('methods', 'none,gc,ntp,ntl,sophon,skd,unsir').split(',') as MethodName[];
@@ -164,9 +159,7 @@ async function main(): Promise<void> {
 }
 
 async function report(rows: Row[]): Promise<void> {
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
-  const fmt = (xs: number[], scale: number, digits: number) => (xs.length ? `${(scale * mean(xs)).toFixed(digits)} ± ${(scale * std(xs)).toFixed(digits)}` : '–');
+  const fmt = meanStd;
   const lines = [
     '# Hardening methods compared (`npm run experiment:methods`)',
     '',

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../engine/backend.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
@@ -12,6 +11,7 @@ import { reinitialize } from '../verify/reinit.js';
 import { splitDataset } from '../verify/split.js';
 import { svgToPng } from '../verify/charts.js';
 import { findClassifierHead } from '../import/head.js';
+import { arg, mean, meanStd, ROOT } from './common.js';
 
 /**
  * `npm run experiment:ntp`: non-transferable pruning on the reference pairs.
@@ -22,12 +22,7 @@ import { findClassifierHead } from '../import/head.js';
  * dense attacker (pruned weights may regrow) and the masked one. Results are cached per
  * (pair, seed, row) in experiments/<out>.partial.json, so an interrupted run resumes.
  */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
-}
 
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const PAIRS = arg('pairs', 'a,b').split(',');
@@ -58,9 +53,7 @@ interface Row {
   pruneSeconds: number;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const std = (xs: number[]) => Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
-const fmt = (xs: number[], scale = 1, digits = 3) => (xs.length ? `${(scale * mean(xs)).toFixed(digits)} ± ${(scale * std(xs)).toFixed(digits)}` : '–');
+const fmt = meanStd;
 
 async function main(): Promise<void> {
   await initBackend('auto');
