@@ -3,9 +3,10 @@ import { HardenError, ExitCode } from '../errors.js';
 import type { NodeProto, ValueInfoProto } from '../onnx/schema.js';
 import { toNumber } from '../onnx/schema.js';
 import { opsetOf, initializerMap, type OnnxModel } from '../onnx/model.js';
-import { hostToFloat32, numel, type HostTensor } from '../onnx/tensor.js';
+import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
 import { Attributes } from './attributes.js';
 import { resolveConverter, type Kernel, type NodeInfo, type RunContext } from './registry.js';
+import { isFloatDtype, parameterRoles, type ParameterRole } from './roles.js';
 import { DeviceValue, HostValue, toTensor, type Value } from './values.js';
 import { hostValueFromTensor } from './host.js';
 import './ops/index.js';
@@ -86,27 +87,11 @@ export class ImportedGraph {
   }
 
   /** Decide for each float initializer whether it is a weight, a statistic or a constant. */
-  private assignRoles(nodes: NodeProto[], inits: Map<string, HostTensor>): Map<string, 'weight' | 'statistic'> {
-    const roles = new Map<string, 'weight' | 'statistic'>();
-    for (const node of nodes) {
-      const conv = resolveConverter(node.domain ?? '', (node.op_type ?? ''), this.opsetFor(node), this.where(node));
-      const mark = (slots: readonly number[] | undefined, role: 'weight' | 'statistic') => {
-        for (const slot of slots ?? []) {
-          const name = node.input[slot];
-          const init = name ? inits.get(name) : undefined;
-          if (!init || !isFloatDtype(init.dtype)) continue;
-          // Scalars in weight slots (e.g. `x * 0.5`) are constants, not parameters.
-          if (numel(init.shape) <= 1 && !['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'PRelu'].includes((node.op_type ?? ''))) continue;
-          if (roles.get(name) !== 'weight') roles.set(name, role);
-        }
-      };
-      mark(conv.weightInputs, 'weight');
-      mark(conv.statisticInputs, 'statistic');
-    }
-    return roles;
+  private assignRoles(nodes: NodeProto[], inits: Map<string, HostTensor>): Map<string, ParameterRole> {
+    return parameterRoles(nodes, inits, (n) => this.opsetFor(n), (n) => this.where(n));
   }
 
-  private createParameters(inits: Map<string, HostTensor>, roles: Map<string, 'weight' | 'statistic'>): void {
+  private createParameters(inits: Map<string, HostTensor>, roles: Map<string, ParameterRole>): void {
     for (const [name, h] of inits) {
       const role = roles.get(name);
       if (isFloatDtype(h.dtype)) {
@@ -253,9 +238,6 @@ export class ImportedGraph {
   }
 }
 
-function isFloatDtype(d: string): boolean {
-  return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
-}
 
 function inputSpec(i: ValueInfoProto): InputSpec {
   const tt = i.type?.tensor_type;

@@ -50,7 +50,7 @@ function toHost(v: InitializerValue): HostTensor {
   return { dtype, shape: v.shape.slice(), data: v.data };
 }
 
-function attribute(name: string, v: AttrValue): AttributeProto {
+export function attribute(name: string, v: AttrValue): AttributeProto {
   const a = newAttribute({ name });
   const ints = (xs: number[]) => {
     for (const x of xs) if (!Number.isSafeInteger(x)) throw new Error(`attribute ${name}: ${x} is not a safe integer`);

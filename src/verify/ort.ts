@@ -54,6 +54,11 @@ export async function useDevice(device: 'cpu' | 'cuda', strict = false): Promise
   return provider;
 }
 
+/** The execution provider sessions use now ('cuda' only after useDevice('cuda') succeeded). */
+export function currentOrtProvider(): 'cpu' | 'cuda' {
+  return provider;
+}
+
 export async function createSession(model: string | Uint8Array, opts: OrtOptions = {}): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],

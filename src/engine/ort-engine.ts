@@ -1,0 +1,312 @@
+/**
+ * The ort engine: training graphs generated from the ONNX model (src/engine/ort/autodiff.ts)
+ * run by onnxruntime-node. Parameters, running statistics and optimizer state live in float32
+ * arrays on the host and are fed every run; sessions are created once per (graph, input
+ * shape, mode) and reused.
+ */
+import * as ort from 'onnxruntime-node';
+import os from 'node:os';
+import { HardenError } from '../errors.js';
+import { initializerMap, type OnnxModel } from '../onnx/model.js';
+import type { HostTensor } from '../onnx/tensor.js';
+import { hostToFloat32 } from '../onnx/tensor.js';
+import { modelParameterRoles } from '../import/roles.js';
+import { Random } from '../util/random.js';
+import { buildTrainingGraph, type LossSpec, type TrainingGraph } from './ort/autodiff.js';
+import { encodeModel } from '../onnx/model.js';
+import { HostOptimizer } from './host-optimizer.js';
+import type { NamedArrays } from './optimizer-state.js';
+import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
+import { currentOrtProvider } from '../verify/ort.js';
+
+/** What one run of a training graph computes. */
+export interface GraphRequest {
+  training: boolean;
+  /** Parameters to differentiate (default none). */
+  wrt?: readonly string[];
+  /** Losses on [N, K] tensors with their target distributions (rows summing to 1). */
+  losses?: readonly (LossSpec & { targets: Float32Array })[];
+  /** Upstream gradients fed for tensors (custom losses computed elsewhere). */
+  upstream?: Map<string, Float32Array>;
+  /** Extra tensors to return. */
+  outputs?: readonly string[];
+  /** Values to use instead of the current parameters (finite differences, simulated steps). */
+  override?: Map<string, Float32Array>;
+}
+
+export interface GraphResult {
+  loss?: number;
+  tensors: Map<string, HostTensor>;
+  gradients: Map<string, Float32Array>;
+  statistics: Map<string, Float32Array>;
+}
+
+interface Compiled {
+  graph: TrainingGraph;
+  session: ort.InferenceSession;
+}
+
+export interface OrtEngineOptions {
+  /** onnxruntime intra-op threads (default: the machine's cores). */
+  threads?: number;
+}
+
+export class OrtTrainable implements TrainableGraph {
+  readonly engine = 'ort' as const;
+  readonly inputName: string;
+  readonly outputName: string;
+  readonly parameterNames: readonly string[];
+  readonly statisticNames: ReadonlySet<string>;
+  readonly inputShape: (number | string)[];
+  private readonly values = new Map<string, Float32Array>();
+  private readonly shapes = new Map<string, number[]>();
+  private readonly compiled = new Map<string, Promise<Compiled>>();
+  private optimizer = new HostOptimizer({ kind: 'sgd', learningRate: 0.01 });
+  private trainable: Set<string> | undefined;
+  private masks = new Map<string, Uint8Array>();
+  private readonly threads: number;
+  seed = 0;
+
+  constructor(readonly model: OnnxModel, readonly source: string = model.path ?? 'model', opts: OrtEngineOptions = {}) {
+    const graph = model.proto.graph!;
+    const inits = initializerMap(model.proto, model.baseDir);
+    const inputs = graph.input.filter((i) => !inits.has(i.name ?? ''));
+    if (inputs.length !== 1) throw new HardenError(`${source}: expected one image input, found ${inputs.length}`);
+    this.inputName = inputs[0].name ?? '';
+    this.inputShape = (inputs[0].type?.tensor_type?.shape?.dim ?? []).map((d) => (d.value === 'dim_value' ? Number(d.dim_value) : d.dim_param || -1));
+    this.outputName = graph.output[0].name ?? '';
+    const roles = modelParameterRoles(model.proto, inits, source);
+    const names: string[] = [];
+    const stats = new Set<string>();
+    for (const [name, role] of roles) {
+      const h = inits.get(name)!;
+      const data = hostToFloat32(h);
+      const bad = data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new HardenError(`${source}: initializer '${name}' holds ${data[bad]} at element ${bad}; weights must be finite`);
+      this.values.set(name, Float32Array.from(data));
+      this.shapes.set(name, h.shape.slice());
+      if (role === 'statistic') stats.add(name);
+      else names.push(name);
+    }
+    // Graph order, as the tfjs engine lists them.
+    const order = new Map([...inits.keys()].map((n, i) => [n, i]));
+    this.parameterNames = names.sort((a, b) => order.get(a)! - order.get(b)!);
+    this.statisticNames = stats;
+    this.threads = opts.threads ?? os.cpus().length;
+  }
+
+  private checkInput(x: HostTensor): number[] {
+    const ok = x.shape.length === this.inputShape.length && this.inputShape.every((d, i) => typeof d !== 'number' || d <= 0 || d === x.shape[i]);
+    if (!ok) {
+      const want = this.inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' && d ? d : '?'));
+      throw new HardenError(`${this.source}: input '${this.inputName}' expects shape [${want.join(', ')}], got [${x.shape.join(', ')}]`);
+    }
+    return x.shape;
+  }
+
+  private compile(shape: number[], req: GraphRequest): Promise<Compiled> {
+    const losses = (req.losses ?? []).map(({ tensor, temperature, weight }) => ({ tensor, temperature, weight }));
+    const spec = {
+      inputName: this.inputName,
+      inputShape: shape,
+      training: req.training,
+      fed: [...this.values.keys()],
+      wrt: req.wrt ?? [],
+      losses,
+      upstream: [...(req.upstream?.keys() ?? [])],
+      outputs: req.outputs ?? [],
+    };
+    const key = JSON.stringify(spec);
+    let c = this.compiled.get(key);
+    if (!c) {
+      c = (async () => {
+        const graph = await buildTrainingGraph(this.model, spec, this.source);
+        const session = await ort.InferenceSession.create(encodeModel(graph.proto), {
+          executionProviders: [currentOrtProvider()],
+          intraOpNumThreads: this.threads,
+          graphOptimizationLevel: 'all',
+        });
+        return { graph, session };
+      })();
+      c.catch(() => this.compiled.delete(key));
+      this.compiled.set(key, c);
+    }
+    return c;
+  }
+
+  /** The training graph a request runs (for export and inspection). */
+  async trainingGraph(shape: number[], req: GraphRequest): Promise<TrainingGraph> {
+    return (await this.compile(shape, req)).graph;
+  }
+
+  async run(x: HostTensor, req: GraphRequest): Promise<GraphResult> {
+    const shape = this.checkInput(x);
+    const { graph, session } = await this.compile(shape, req);
+    const feeds: Record<string, ort.Tensor> = { [this.inputName]: new ort.Tensor('float32', x.data as Float32Array, shape) };
+    for (const [name, v] of this.values) feeds[name] = new ort.Tensor('float32', req.override?.get(name) ?? v, this.shapes.get(name)!);
+    (req.losses ?? []).forEach((l, i) => {
+      const t = graph.targets[i];
+      feeds[t.name] = new ort.Tensor('float32', l.targets, t.shape);
+    });
+    for (const [tensor, fed] of graph.upstream) feeds[fed.name] = new ort.Tensor('float32', req.upstream!.get(tensor)!, fed.shape);
+    if (graph.masks.length) {
+      const rng = new Random(this.seed++);
+      for (const m of graph.masks) {
+        const n = m.shape.reduce((a, b) => a * b, 1);
+        const keep = 1 / (1 - m.ratio);
+        feeds[m.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => (rng.next() < m.ratio ? 0 : keep)), m.shape);
+      }
+    }
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await session.run(feeds);
+    } catch (e) {
+      throw new HardenError(`${this.source}: onnxruntime failed to run the training graph: ${String((e as Error).message).split('\n')[0]}`);
+    }
+    const read = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
+    const result: GraphResult = { tensors: new Map(), gradients: new Map(), statistics: new Map() };
+    if (graph.loss) result.loss = read(graph.loss)[0];
+    for (const t of graph.tensors) result.tensors.set(t, { dtype: 'float32', shape: [...(out[t] as ort.Tensor).dims], data: read(t) });
+    for (const [p, name] of graph.gradients) result.gradients.set(p, read(name));
+    for (const [s, name] of graph.statistics) result.statistics.set(s, read(name));
+    return result;
+  }
+
+  /** One-hot targets for integer labels against `classes` outputs. */
+  private oneHot(labels: Int32Array, classes: number): Float32Array {
+    const q = new Float32Array(labels.length * classes);
+    labels.forEach((y, i) => {
+      if (!(y >= 0 && y < classes)) throw new HardenError(`${this.source}: label ${y} is outside the model's ${classes} classes`);
+      q[i * classes + y] = 1;
+    });
+    return q;
+  }
+
+  private async classes(x: HostTensor): Promise<number> {
+    const { graph } = await this.compile(this.checkInput(x), { training: false, outputs: [this.outputName] });
+    const shape = graph.proto.graph!.output.find((o) => o.name === this.outputName)!.type!.tensor_type!.shape!.dim;
+    if (shape.length !== 2) throw new HardenError(`${this.source}: output '${this.outputName}' must be [batch, classes], got rank ${shape.length}`);
+    return Number(shape[1].dim_value);
+  }
+
+  async forward(x: HostTensor, opts: { outputs?: string[]; training?: boolean } = {}): Promise<Map<string, HostTensor>> {
+    const r = await this.run(x, { training: opts.training ?? false, outputs: [this.outputName, ...(opts.outputs ?? [])] });
+    return r.tensors;
+  }
+
+  /** Cross-entropy of the logits and its gradients, in inference or training mode, optionally at other weights. */
+  async crossEntropyGradients(x: HostTensor, labels: Int32Array, opts: { training?: boolean; wrt?: readonly string[]; override?: Map<string, Float32Array> } = {}): Promise<GraphResult> {
+    const targets = this.oneHot(labels, await this.classes(x));
+    return this.run(x, { training: opts.training ?? false, wrt: opts.wrt ?? this.parameterNames, losses: [{ tensor: this.outputName, targets }], override: opts.override });
+  }
+
+  async lossAndGradients(x: HostTensor, labels: Int32Array): Promise<LossAndGradients> {
+    const r = await this.crossEntropyGradients(x, labels);
+    return { loss: r.loss!, gradients: r.gradients };
+  }
+
+  /**
+   * H·v of the cross-entropy by central differences of two gradient runs,
+   * (∇L(θ + εv) − ∇L(θ − εv)) / 2ε, with ε scaled to the size of θ and v.
+   */
+  async hessianVectorProduct(x: HostTensor, labels: Int32Array, v: Map<string, Float32Array>, opts: { epsilon?: number } = {}): Promise<Map<string, Float32Array>> {
+    const names = [...v.keys()];
+    let vNorm = 0, wNorm = 0;
+    for (const n of names) {
+      for (const a of v.get(n)!) vNorm += a * a;
+      for (const a of this.values.get(n)!) wNorm += a * a;
+    }
+    vNorm = Math.sqrt(vNorm);
+    if (vNorm === 0) return new Map(names.map((n) => [n, new Float32Array(v.get(n)!.length)]));
+    const eps = (opts.epsilon ?? 1e-3) * Math.max(1, Math.sqrt(wNorm)) / vNorm;
+    const shifted = (sign: number) => new Map(names.map((n) => {
+      const w = this.values.get(n)!, d = v.get(n)!;
+      return [n, Float32Array.from(w, (wi, i) => wi + sign * eps * d[i])];
+    }));
+    const [plus, minus] = await Promise.all([1, -1].map((s) => this.crossEntropyGradients(x, labels, { wrt: names, override: shifted(s) })));
+    return new Map(names.map((n) => {
+      const a = plus.gradients.get(n)!, b = minus.gradients.get(n)!;
+      return [n, Float32Array.from(a, (ai, i) => (ai - b[i]) / (2 * eps))];
+    }));
+  }
+
+  setOptimizer(spec: OptimizerSpec): void {
+    this.optimizer = new HostOptimizer(spec);
+  }
+
+  setLearningRate(learningRate: number): void {
+    this.optimizer.spec = { ...this.optimizer.spec, learningRate };
+  }
+
+  private trainableNames(): string[] {
+    return this.trainable ? this.parameterNames.filter((n) => this.trainable!.has(n)) : [...this.parameterNames];
+  }
+
+  async trainStep(x: HostTensor, labels: Int32Array): Promise<number> {
+    const r = await this.crossEntropyGradients(x, labels, { training: true, wrt: this.trainableNames() });
+    for (const [name, data] of r.statistics) this.values.get(name)!.set(data);
+    this.optimizer.apply(this.values, r.gradients);
+    this.applyMasks();
+    return r.loss!;
+  }
+
+  /** Apply an optimizer step with gradients computed elsewhere (custom losses). */
+  applyGradients(gradients: Map<string, Float32Array>): void {
+    this.optimizer.apply(this.values, gradients);
+    this.applyMasks();
+  }
+
+  setTrainable(names: readonly string[] | 'all'): void {
+    if (names === 'all') {
+      this.trainable = undefined;
+      return;
+    }
+    const unknown = names.filter((n) => !this.parameterNames.includes(n));
+    if (unknown.length) throw new HardenError(`${this.source}: no learnable parameter named ${unknown.map((n) => `'${n}'`).join(', ')}`);
+    this.trainable = new Set(names);
+  }
+
+  setMasks(masks: Map<string, Uint8Array> | undefined): void {
+    this.masks = new Map();
+    for (const [name, mask] of masks ?? []) {
+      const v = this.values.get(name);
+      if (!v || !this.parameterNames.includes(name)) throw new HardenError(`${this.source}: no learnable parameter named '${name}' to mask`);
+      if (mask.length !== v.length) throw new HardenError(`${this.source}: mask of '${name}' has ${mask.length} entries for ${v.length} weights`);
+      this.masks.set(name, mask);
+    }
+    this.applyMasks();
+  }
+
+  private applyMasks(): void {
+    for (const [name, mask] of this.masks) {
+      const v = this.values.get(name)!;
+      for (let i = 0; i < v.length; i++) if (!mask[i]) v[i] = 0;
+    }
+  }
+
+  async optimizerState(): Promise<NamedArrays> {
+    return this.optimizer.state();
+  }
+
+  async setOptimizerState(state: NamedArrays): Promise<void> {
+    this.optimizer.setState(state);
+  }
+
+  weights(): Map<string, Float32Array> {
+    return new Map([...this.values].map(([k, v]) => [k, v.slice()]));
+  }
+
+  setWeights(weights: Map<string, Float32Array>): void {
+    for (const [name, data] of weights) {
+      const v = this.values.get(name);
+      if (!v) throw new HardenError(`${this.source}: no variable named '${name}'`);
+      if (v.length !== data.length) throw new HardenError(`${this.source}: '${name}' needs ${v.length} values, got ${data.length}`);
+      v.set(data);
+    }
+  }
+
+  dispose(): void {
+    for (const c of this.compiled.values()) c.then((x) => x.session.release()).catch(() => {});
+    this.compiled.clear();
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Gradients of Conv, ConvTranspose, the pools, Gemm and MatMul (any number of spatial dims).
+ *
+ * Conv: the input gradient is a ConvTranspose of dY with the same weights; the weight
+ * gradient is a grouped Conv of the input with dY as the kernel, batch and channel axes
+ * swapped (stride and dilation swap roles), cropped to the kernel size. MaxPool's input
+ * gradient scatters dY through the Indices output its lowering adds; AveragePool's is a
+ * ConvTranspose with a ones kernel of dY divided by each window's element count.
+ */
+import { newNode } from '../../../onnx/schema.js';
+import { registerRule, type BackwardContext, type RuleContext } from './registry.js';
+
+interface Window {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  /** Explicit pads [begin..., end...] after auto_pad. */
+  pads: number[];
+}
+
+/** The node's window attributes with auto_pad resolved against the static input size. */
+function windowOf(ctx: RuleContext, spatial: number[], kernel: number[]): Window {
+  const a = ctx.attrs;
+  const d = spatial.length;
+  const strides = a.ints('strides', Array(d).fill(1));
+  const dilations = a.ints('dilations', Array(d).fill(1));
+  const autoPad = a.string('auto_pad', 'NOTSET');
+  let pads = a.ints('pads', Array(2 * d).fill(0));
+  if (autoPad === 'VALID') pads = Array(2 * d).fill(0);
+  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    pads = Array(2 * d).fill(0);
+    spatial.forEach((size, i) => {
+      const out = Math.ceil(size / strides[i]);
+      const total = Math.max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size);
+      const small = Math.floor(total / 2);
+      pads[i] = autoPad === 'SAME_UPPER' ? small : total - small;
+      pads[i + d] = total - pads[i];
+    });
+  } else if (autoPad !== 'NOTSET') ctx.fail(`auto_pad '${autoPad}' has no gradient rule`);
+  return { kernel, strides, dilations, pads };
+}
+
+/**
+ * ConvTranspose attributes that map dY (spatial `outSize`) back onto an input of spatial
+ * `inSize`: the end pads/output_padding absorb what the forward window left over.
+ */
+function transposeAttrs(w: Window, inSize: number[], outSize: number[], group: number) {
+  const d = inSize.length;
+  const pads = w.pads.slice();
+  const outputPadding = Array(d).fill(0);
+  inSize.forEach((size, i) => {
+    const full = w.strides[i] * (outSize[i] - 1) + (w.kernel[i] - 1) * w.dilations[i] + 1;
+    const t = full - w.pads[i] - size; // what must be cropped at the end
+    if (t >= 0) pads[i + d] = t;
+    else {
+      pads[i + d] = 0;
+      outputPadding[i] = -t;
+    }
+  });
+  return { strides: w.strides, dilations: w.dilations, pads, group, output_padding: outputPadding, kernel_shape: w.kernel };
+}
+
+/**
+ * ∂L/∂W of a convolution with input `x` [N, C, ...], output gradient `dy` [N, M, ...] and
+ * weight shape [M, C/group, ...k]: a grouped Conv of x (batch and channels swapped, grouped
+ * channel-major) with dy as its kernel.
+ */
+function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number): string {
+  const e = ctx.e;
+  const xs = e.shape(x);
+  const ys = e.shape(dy);
+  const [n, c] = xs;
+  const spatial = xs.slice(2);
+  const m = ys[1];
+  const cg = c / group;
+  const rank = xs.length;
+  const rest = Array.from({ length: rank - 2 }, (_, i) => i + 2);
+  // A[c', g·N + n] = x[n, g·cg + c']
+  const grouped = e.reshape(x, [n, group, cg, ...spatial]);
+  const a = e.reshape(e.transpose(grouped, [2, 1, 0, ...rest.map((r) => r + 1)]), [cg, group * n, ...spatial]);
+  const b = e.transpose(dy, [1, 0, ...rest]); // [M, N, ...out]
+  const raw = spatial.map((size, i) => Math.floor((size + w.pads[i] + w.pads[i + spatial.length] - ((ys[i + 2] - 1) * w.strides[i] + 1)) / w.dilations[i]) + 1);
+  const r = e.one('Conv', [a, b], [cg, m, ...raw], { group, strides: w.dilations, dilations: w.strides, pads: w.pads, kernel_shape: ys.slice(2) });
+  const k = weightShape.slice(2);
+  const cropped = raw.every((s, i) => s === k[i])
+    ? r
+    : e.one('Slice', [r, e.constI(k.map(() => 0)), e.constI(k), e.constI(rest)], [cg, m, ...k]);
+  return e.transpose(cropped, [1, 0, ...rest]);
+}
+
+registerRule({
+  opType: 'Conv',
+  since: 11,
+  diffInputs: 'all',
+  backward(ctx) {
+    const e = ctx.e;
+    const [x, weight, bias] = ctx.node.input;
+    const dy = ctx.dy[0]!;
+    const xs = e.shape(x);
+    const ws = e.shape(weight);
+    const ys = e.shape(dy);
+    const group = ctx.attrs.int('group', 1);
+    const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
+    const grads: (string | undefined)[] = [undefined, undefined, undefined];
+    if (ctx.needs[0]) grads[0] = e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
+    if (ctx.needs[1]) grads[1] = convWeightGradient(ctx, x, dy, ws, win, group);
+    if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
+    return grads;
+  },
+});
+
+registerRule({
+  opType: 'ConvTranspose',
+  since: 11,
+  diffInputs: 'all',
+  backward(ctx) {
+    const e = ctx.e;
+    const [x, weight, bias] = ctx.node.input;
+    const dy = ctx.dy[0]!;
+    const xs = e.shape(x);
+    const ws = e.shape(weight);
+    const ys = e.shape(dy);
+    const group = ctx.attrs.int('group', 1);
+    if (ctx.attrs.has('output_shape') || ctx.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET') ctx.fail('output_shape / auto_pad have no gradient rule; give explicit pads');
+    ctx.attrs.ints('output_padding');
+    const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
+    const grads: (string | undefined)[] = [undefined, undefined, undefined];
+    // ConvTranspose(x, W) is the adjoint of Conv(·, W): its gradients are a Conv and a Conv weight gradient.
+    const convAttrs = { group, strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel };
+    if (ctx.needs[0]) grads[0] = e.one('Conv', [dy, weight], xs, convAttrs);
+    if (ctx.needs[1]) grads[1] = convWeightGradient(ctx, dy, x, ws, win, group);
+    if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
+    return grads;
+  },
+});
+
+registerRule({
+  opType: 'MaxPool',
+  since: 12,
+  diffInputs: [0],
+  lower(ctx) {
+    if (ctx.node.output[1]) return false;
+    if (ctx.attrs.int('storage_order', 0) !== 0) ctx.fail('storage_order = 1 has no gradient rule');
+    const [y] = ctx.node.output;
+    const indices = ctx.e.fresh('maxpool_indices');
+    const n = ctx.node;
+    ctx.e.nodes.push(newNode({ name: n.name, op_type: n.op_type, domain: n.domain, input: [...n.input], output: [y, indices], attribute: [...n.attribute] }));
+    ctx.e.shapes.set(indices, ctx.shape(y));
+    return true;
+  },
+  backward(ctx) {
+    const e = ctx.e;
+    const [x] = ctx.node.input;
+    const indices = ctx.node.output[1];
+    if (!indices) ctx.fail('MaxPool without an Indices output reached the backward pass');
+    const xs = e.shape(x);
+    const total = xs.reduce((a, b) => a * b, 1);
+    const m = e.shape(indices).reduce((a, b) => a * b, 1);
+    // onnxruntime's indices are offsets into the whole NCHW tensor.
+    const flatIdx = e.reshape(indices, [m]);
+    const flat = e.one('ScatterElements', [e.zeros([total]), flatIdx, e.reshape(ctx.dy[0]!, [m])], [total], { axis: 0, reduction: 'add' });
+    return [e.reshape(flat, xs)];
+  },
+});
+
+/** Per-dimension element counts of each pooling window (the AveragePool divisor). */
+function windowCounts(size: number, out: number, k: number, s: number, pb: number, pe: number, includePad: boolean): number[] {
+  return Array.from({ length: out }, (_, o) => {
+    const start = o * s - pb;
+    const end = Math.min(start + k, size + pe);
+    const lo = includePad ? start : Math.max(start, 0);
+    const hi = includePad ? end : Math.min(end, size);
+    return Math.max(hi - lo, 1);
+  });
+}
+
+registerRule({
+  opType: 'AveragePool',
+  since: 11,
+  diffInputs: [0],
+  backward(ctx) {
+    const e = ctx.e;
+    const [x] = ctx.node.input;
+    const dy = ctx.dy[0]!;
+    const xs = e.shape(x);
+    const ys = e.shape(dy);
+    const kernel = ctx.attrs.ints('kernel_shape', []);
+    ctx.attrs.int('ceil_mode', 0);
+    const win = windowOf(ctx, xs.slice(2), kernel);
+    if (win.dilations.some((d) => d !== 1)) ctx.fail('dilations have no gradient rule');
+    const includePad = ctx.attrs.int('count_include_pad', 0) === 1;
+    const d = kernel.length;
+    const counts = xs.slice(2).map((size, i) => windowCounts(size, ys[i + 2], kernel[i], win.strides[i], win.pads[i], win.pads[i + d], includePad));
+    // 1 / (product of per-dimension counts) at every output position.
+    const outSpatial = ys.slice(2);
+    const inv = new Float32Array(outSpatial.reduce((a, b) => a * b, 1));
+    inv.forEach((_, flat) => {
+      let rem = flat;
+      let prod = 1;
+      for (let i = d - 1; i >= 0; i--) {
+        prod *= counts[i][rem % outSpatial[i]];
+        rem = Math.floor(rem / outSpatial[i]);
+      }
+      inv[flat] = 1 / prod;
+    });
+    const c = xs[1];
+    const scaled = e.mul(dy, e.constF(inv, [1, 1, ...outSpatial]));
+    const ones = e.constF(new Float32Array(c * kernel.reduce((a, b) => a * b, 1)).fill(1), [c, 1, ...kernel]);
+    return [e.one('ConvTranspose', [scaled, ones], xs, transposeAttrs(win, xs.slice(2), outSpatial, c))];
+  },
+});
+
+registerRule({
+  opType: 'GlobalAveragePool',
+  since: 1,
+  diffInputs: [0],
+  backward(ctx) {
+    const e = ctx.e;
+    const xs = e.shape(ctx.node.input[0]);
+    const area = xs.slice(2).reduce((a, b) => a * b, 1);
+    return [e.expand(e.mul(ctx.dy[0]!, e.scalar(1 / area)), xs)];
+  },
+});
+
+/** The gradient goes to every element equal to its window's maximum. */
+function maskedByExtreme(ctx: BackwardContext, x: string, yKeep: string, dyKeep: string): string {
+  const e = ctx.e;
+  const xs = e.shape(x);
+  const mask = e.one('Cast', [e.one('Equal', [x, yKeep], xs)], xs, { to: 1 });
+  return e.mul(mask, e.expand(dyKeep, xs));
+}
+
+registerRule({
+  opType: 'GlobalMaxPool',
+  since: 1,
+  diffInputs: [0],
+  backward: (ctx) => [maskedByExtreme(ctx, ctx.node.input[0], ctx.node.output[0], ctx.dy[0]!)],
+});
+
+registerRule({
+  opType: 'Gemm',
+  since: 11,
+  diffInputs: 'all',
+  backward(ctx) {
+    const e = ctx.e;
+    const [a, b, c] = ctx.node.input;
+    const dy = ctx.dy[0]!;
+    const alpha = ctx.attrs.float('alpha', 1);
+    const beta = ctx.attrs.float('beta', 1);
+    const tA = ctx.attrs.int('transA', 0);
+    const tB = ctx.attrs.int('transB', 0);
+    const grads: (string | undefined)[] = [undefined, undefined, undefined];
+    if (ctx.needs[0]) {
+      grads[0] = tA === 0
+        ? e.one('Gemm', [dy, b], e.shape(a), { alpha: { float: alpha }, transB: 1 - tB })
+        : e.one('Gemm', [b, dy], e.shape(a), { alpha: { float: alpha }, transA: tB, transB: 1 });
+    }
+    if (ctx.needs[1]) {
+      grads[1] = tB === 0
+        ? e.one('Gemm', [a, dy], e.shape(b), { alpha: { float: alpha }, transA: 1 - tA })
+        : e.one('Gemm', [dy, a], e.shape(b), { alpha: { float: alpha }, transA: 1, transB: tA });
+    }
+    if (c && ctx.needs[2]) {
+      const scaled = beta === 1 ? dy : e.mul(dy, e.scalar(beta));
+      grads[2] = e.unbroadcast(scaled, e.shape(c));
+    }
+    return grads;
+  },
+});
+
+/** The last two axes swapped. */
+function swapLast(ctx: RuleContext, t: string): string {
+  const r = ctx.e.shape(t).length;
+  return ctx.e.transpose(t, [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2]);
+}
+
+registerRule({
+  opType: 'MatMul',
+  since: 13,
+  diffInputs: 'all',
+  backward(ctx) {
+    const e = ctx.e;
+    const [a, b] = ctx.node.input;
+    const as = e.shape(a);
+    const bs = e.shape(b);
+    // Treat vectors as matrices ([K] → [1, K] on the left, [K, 1] on the right).
+    const a2 = as.length === 1 ? e.reshape(a, [1, as[0]]) : a;
+    const b2 = bs.length === 1 ? e.reshape(b, [bs[0], 1]) : b;
+    const a2s = e.shape(a2);
+    const b2s = e.shape(b2);
+    const batch = (s: number[]) => s.slice(0, -2);
+    const outBatch = batch(a2s).length >= batch(b2s).length ? batch(a2s) : batch(b2s);
+    const dyShape = [...outBatch.map((d, i) => Math.max(d, batch(a2s)[i - (outBatch.length - batch(a2s).length)] ?? 1, batch(b2s)[i - (outBatch.length - batch(b2s).length)] ?? 1)), a2s[a2s.length - 2], b2s[b2s.length - 1]];
+    const dy = e.reshape(ctx.dy[0]!, dyShape);
+    const grads: (string | undefined)[] = [undefined, undefined];
+    const matmulShape = (x: number[], y: number[]) => [...dyShape.slice(0, -2), x[x.length - 2], y[y.length - 1]];
+    if (ctx.needs[0]) {
+      const bt = swapLast(ctx, b2);
+      const g = e.one('MatMul', [dy, bt], matmulShape(dyShape, e.shape(bt)));
+      grads[0] = e.reshape(e.unbroadcast(g, a2s), as);
+    }
+    if (ctx.needs[1]) {
+      const at = swapLast(ctx, a2);
+      const g = e.one('MatMul', [at, dy], matmulShape(e.shape(at), dyShape));
+      grads[1] = e.reshape(e.unbroadcast(g, b2s), bs);
+    }
+    return grads;
+  },
+});
+
+export { maskedByExtreme };

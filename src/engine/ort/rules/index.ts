@@ -1,0 +1,4 @@
+import './elementwise.js';
+import './shape.js';
+import './conv.js';
+import './normalization.js';

@@ -1,0 +1,174 @@
+/**
+ * Normalizations, reductions and softmax. BatchNormalization in inference keeps its node and
+ * has a direct rule; in training mode it is lowered to mean/variance primitives (biased batch
+ * variance, running = momentum·running + (1 − momentum)·batch, as the tfjs engine does) and
+ * reports its new running statistics. LayerNormalization and InstanceNormalization are always
+ * lowered. Their primitives carry their own rules.
+ */
+import { maskedByExtreme } from './conv.js';
+import { registerRule, registerRules, type BackwardContext, type LowerContext } from './registry.js';
+
+/** y = (x − mean)/sqrt(var + ε) over `axes`, emitted as primitives; returns y, mean, var, 1/std. */
+function standardize(ctx: LowerContext, x: string, axes: number[], epsilon: number) {
+  const e = ctx.e;
+  const mean = e.reduceMean(x, axes, true);
+  const centered = e.sub(x, mean);
+  const variance = e.reduceMean(e.mul(centered, centered), axes, true);
+  const invStd = e.unary('Reciprocal', e.unary('Sqrt', e.add(variance, e.scalar(epsilon))));
+  return { y: e.mul(centered, invStd), mean, variance, invStd };
+}
+
+/** [C] parameters viewed as [1, C, 1, ...] against a rank-r input. */
+function perChannel(ctx: LowerContext, t: string, rank: number): string {
+  const c = ctx.shape(t)[0];
+  return ctx.e.reshape(t, [1, c, ...Array(rank - 2).fill(1)]);
+}
+
+function finish(ctx: LowerContext, value: string, output: string): void {
+  ctx.e.op('Identity', [value], {}, [output], [ctx.shape(value)]);
+}
+
+registerRule({
+  opType: 'BatchNormalization',
+  since: 9,
+  diffInputs: [0, 1, 2],
+  lower(ctx) {
+    const training = ctx.attrs.int('training_mode', 0) === 1 || ctx.training;
+    if (!training) return false;
+    const e = ctx.e;
+    const [x, scale, bias, runMean, runVar] = ctx.node.input;
+    const epsilon = ctx.attrs.float('epsilon', 1e-5);
+    const momentum = ctx.attrs.float('momentum', 0.9);
+    const rank = ctx.shape(x).length;
+    const axes = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== 1);
+    const s = standardize(ctx, x, axes, epsilon);
+    finish(ctx, e.add(e.mul(s.y, perChannel(ctx, scale, rank)), perChannel(ctx, bias, rank)), ctx.node.output[0]);
+    const c = ctx.shape(scale)[0];
+    const update = (running: string, batch: string) =>
+      e.add(e.mul(running, e.scalar(momentum)), e.mul(e.reshape(batch, [c]), e.scalar(1 - momentum)));
+    const newMean = update(runMean, s.mean);
+    const newVar = update(runVar, s.variance);
+    ctx.statistic(runMean, newMean);
+    ctx.statistic(runVar, newVar);
+    if (ctx.node.output[1]) finish(ctx, newMean, ctx.node.output[1]);
+    if (ctx.node.output[2]) finish(ctx, newVar, ctx.node.output[2]);
+    return true;
+  },
+  backward(ctx) {
+    const e = ctx.e;
+    const [x, scale, , mean, variance] = ctx.node.input;
+    const dy = ctx.dy[0]!;
+    const xs = e.shape(x);
+    const rank = xs.length;
+    const c = xs[1];
+    const view = (t: string) => e.reshape(t, [1, c, ...Array(rank - 2).fill(1)]);
+    const invStd = e.unary('Reciprocal', e.unary('Sqrt', e.add(variance, e.scalar(ctx.attrs.float('epsilon', 1e-5)))));
+    const axes = Array.from({ length: rank }, (_, i) => i).filter((i) => i !== 1);
+    return [
+      ctx.needs[0] ? e.mul(dy, view(e.mul(scale, invStd))) : undefined,
+      ctx.needs[1] ? e.reduceSum(e.mul(dy, e.mul(e.sub(x, view(mean)), view(invStd))), axes, false) : undefined,
+      ctx.needs[2] ? e.reduceSum(dy, axes, false) : undefined,
+    ];
+  },
+});
+
+registerRule({
+  opType: 'InstanceNormalization',
+  since: 6,
+  diffInputs: [],
+  lower(ctx) {
+    const e = ctx.e;
+    const [x, scale, bias] = ctx.node.input;
+    const rank = ctx.shape(x).length;
+    const s = standardize(ctx, x, Array.from({ length: rank - 2 }, (_, i) => i + 2), ctx.attrs.float('epsilon', 1e-5));
+    finish(ctx, e.add(e.mul(s.y, perChannel(ctx, scale, rank)), perChannel(ctx, bias, rank)), ctx.node.output[0]);
+    return true;
+  },
+});
+
+registerRule({
+  opType: 'LayerNormalization',
+  since: 17,
+  diffInputs: [],
+  lower(ctx) {
+    const e = ctx.e;
+    const [x, scale, bias] = ctx.node.input;
+    const rank = ctx.shape(x).length;
+    let axis = ctx.attrs.int('axis', -1);
+    if (axis < 0) axis += rank;
+    ctx.attrs.int('stash_type');
+    const s = standardize(ctx, x, Array.from({ length: rank - axis }, (_, i) => i + axis), ctx.attrs.float('epsilon', 1e-5));
+    let y = e.mul(s.y, scale);
+    if (bias) y = e.add(y, bias);
+    finish(ctx, y, ctx.node.output[0]);
+    if (ctx.node.output[1]) finish(ctx, s.mean, ctx.node.output[1]);
+    if (ctx.node.output[2]) finish(ctx, s.invStd, ctx.node.output[2]);
+    return true;
+  },
+});
+
+/** The reduced axes of a Reduce* node (attribute, or input 1 where the opset takes it). */
+function reducedAxes(ctx: BackwardContext, axesAsInput: boolean): number[] {
+  const rank = ctx.shape(ctx.node.input[0]).length;
+  const given = axesAsInput ? (ctx.node.input[1] ? ctx.requireValue(1, 'axes') : undefined) : ctx.attrs.ints('axes');
+  if (!given || given.length === 0) {
+    if (ctx.attrs.int('noop_with_empty_axes', 0) === 1) return [];
+    return Array.from({ length: rank }, (_, i) => i);
+  }
+  return given.map((a) => (a < 0 ? a + rank : a));
+}
+
+/** Reduce* gradients: dY (and Y) broadcast back over the reduced axes. */
+function registerReduce(opType: string, since: number, axesAsInput: boolean): void {
+  registerRule({
+    opType,
+    since,
+    diffInputs: [0],
+    backward(ctx) {
+      const e = ctx.e;
+      const [x] = ctx.node.input;
+      const y = ctx.node.output[0];
+      const xs = e.shape(x);
+      const axes = reducedAxes(ctx, axesAsInput);
+      const keepShape = xs.map((d, i) => (axes.includes(i) ? 1 : d));
+      const dy = e.reshape(ctx.dy[0]!, keepShape);
+      const yKeep = e.reshape(y, keepShape);
+      const count = axes.reduce((p, a) => p * xs[a], 1);
+      switch (opType) {
+        case 'ReduceSum':
+          return [e.expand(dy, xs)];
+        case 'ReduceMean':
+          return [e.expand(e.mul(dy, e.scalar(1 / count)), xs)];
+        case 'ReduceMax':
+        case 'ReduceMin':
+          return [maskedByExtreme(ctx, x, yKeep, dy)];
+        case 'ReduceL2':
+          return [e.mul(x, e.div(dy, yKeep))];
+        case 'ReduceSumSquare':
+          return [e.mul(e.mul(x, e.scalar(2)), dy)];
+        default:
+          return ctx.fail('no gradient rule');
+      }
+    },
+  });
+}
+
+registerReduce('ReduceSum', 13, true);
+for (const op of ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceSumSquare']) {
+  registerReduce(op, 1, false);
+  registerReduce(op, 18, true);
+}
+
+registerRules(['Softmax', 'LogSoftmax'], 13, (op) => ({
+  diffInputs: [0],
+  backward(ctx) {
+    const e = ctx.e;
+    const y = ctx.node.output[0];
+    const rank = e.shape(y).length;
+    let axis = ctx.attrs.int('axis', -1);
+    if (axis < 0) axis += rank;
+    const dy = ctx.dy[0]!;
+    if (op === 'Softmax') return [e.mul(y, e.sub(dy, e.reduceSum(e.mul(dy, y), [axis], true)))];
+    return [e.sub(dy, e.mul(e.unary('Exp', y), e.reduceSum(dy, [axis], true)))];
+  },
+}));

@@ -1,0 +1,76 @@
+/**
+ * Gradient rules of the ort engine, one per ONNX op family, keyed by (op_type, since-version)
+ * and resolved against the model's opset like the importer's converters. A rule may rewrite
+ * its forward node into primitive nodes (`lower`: training-mode BatchNormalization, the
+ * normalizations, MaxPool with its Indices output) and writes the vector-Jacobian product of
+ * the node as standard ONNX nodes (`backward`).
+ */
+import type { Attributes } from '../../../import/attributes.js';
+import type { NodeProto } from '../../../onnx/schema.js';
+import type { Emitter } from '../emitter.js';
+
+export interface RuleContext {
+  readonly node: NodeProto;
+  readonly attrs: Attributes;
+  readonly e: Emitter;
+  readonly opset: number;
+  /** The graph runs in training mode (batch statistics, dropout). */
+  readonly training: boolean;
+  shape(name: string): number[];
+  /** Values of a small constant tensor (Slice bounds, Clip limits, axes), if known. */
+  value(name: string): number[] | undefined;
+  /** Values the rule needs to know: a missing one is an error naming the input. */
+  requireValue(inputIndex: number, what: string): number[];
+  fail(what: string): never;
+}
+
+export interface LowerContext extends RuleContext {
+  /** The new value of a running statistic (BatchNormalization in training mode). */
+  statistic(variable: string, value: string): void;
+  /** A fed dropout mask for a tensor of this shape: 0 or 1/(1 − ratio) per element. */
+  dropoutMask(shape: number[], ratio: number): string;
+}
+
+export interface BackwardContext extends RuleContext {
+  /** Gradient arriving at each output (undefined: none flows there). */
+  readonly dy: readonly (string | undefined)[];
+  /** Whether each input needs a gradient. */
+  readonly needs: readonly boolean[];
+  /** Index maps computed by running the forward op on numbered inputs (selection ops). */
+  indexMap(dataInput: number): Promise<Int32Array>;
+}
+
+export interface GradRule {
+  readonly opType: string;
+  readonly since: number;
+  /** Inputs a gradient can flow to; the others are integer, shape or constant slots. */
+  readonly diffInputs: readonly number[] | 'all';
+  /** Replace the forward node by other nodes (which get their own rules); false keeps it. */
+  lower?(ctx: LowerContext): boolean;
+  /** Gradients for the inputs (undefined where none is needed or defined). */
+  backward?(ctx: BackwardContext): Promise<(string | undefined)[]> | (string | undefined)[];
+}
+
+const rules = new Map<string, GradRule[]>();
+
+export function registerRule(rule: GradRule): void {
+  const list = rules.get(rule.opType) ?? [];
+  if (list.some((r) => r.since === rule.since)) throw new Error(`gradient rule for ${rule.opType} since ${rule.since} registered twice`);
+  list.push(rule);
+  list.sort((a, b) => b.since - a.since);
+  rules.set(rule.opType, list);
+}
+
+/** Register the same rule for several versions of an op. */
+export function registerRules(opTypes: string[], since: number, make: (opType: string) => Omit<GradRule, 'opType' | 'since'>): void {
+  for (const opType of opTypes) registerRule({ opType, since, ...make(opType) });
+}
+
+export function findRule(domain: string, opType: string, opset: number): GradRule | undefined {
+  if (domain && domain !== 'ai.onnx') return undefined;
+  return rules.get(opType)?.find((r) => r.since <= opset);
+}
+
+export function ruleOpTypes(): string[] {
+  return [...rules.keys()].sort();
+}
