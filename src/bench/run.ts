@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../engine/backend.js';
 import { loadModel } from '../onnx/model.js';
 import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { OrtTrainable } from '../engine/ort-engine.js';
 import { createSession, runSession } from '../verify/ort.js';
 import { Random } from '../util/random.js';
 import type { HostTensor } from '../onnx/tensor.js';
@@ -42,7 +43,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; kernelBackends: BackendName[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; ort: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -56,6 +57,7 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     kernels: !args.includes('--no-kernels'),
     data: !args.includes('--no-data'),
     gc: !args.includes('--no-gc'),
+    ort: !args.includes('--no-ort'),
     // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
     kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
   };
@@ -87,6 +89,36 @@ async function benchModel(name: string, batch: number, backend: BackendName, rep
   const ortForwardMs = await timeIt(reps, () => runSession(session, { [engine.inputName]: x }));
   await session.release();
   return { importMs, forwardMs, trainStepMs, ortForwardMs, tensorsBefore: before, tensorsAfter: after, leakCheckSteps: steps };
+}
+
+/**
+ * The ort engine (training graphs on onnxruntime): train step (Adam) per fixture model and
+ * resident memory before and after `memorySteps` further steps on LeNet-5. PyTorch 1.13 CPU,
+ * 2 threads, this machine: 14.5 / 46.6 / 32.1 ms (LeNet-5 B=128, ResNet-8 and VGG-ish B=64).
+ */
+async function benchOrtEngine(reps: number, memorySteps: number) {
+  const out = [];
+  for (const [name, batch, pytorchMs] of [['lenet5_mnist', 128, 14.5], ['resnet8_bn', 64, 46.6], ['vggish_bn', 64, 32.1], ['mobilemini_dw', 64, undefined]] as const) {
+    const file = path.join(ROOT, 'test', 'fixtures', 'onnx', `${name}.onnx`);
+    const engine = new OrtTrainable(await loadModel(file), file);
+    const shape = engine.inputShape.map((d, i) => (i === 0 ? batch : (d as number)));
+    const rng = new Random(1);
+    const x: HostTensor = { dtype: 'float32', shape, data: rng.normalArray(shape.reduce((a, b) => a * b, 1)) };
+    const labels = Int32Array.from({ length: batch }, () => rng.int(10));
+    engine.setOptimizer({ kind: 'adam', learningRate: 1e-3 });
+    const trainStepMs = await timeIt(reps, () => engine.trainStep(x, labels));
+    let memory: { steps: number; rssBeforeMiB: number; rssAfterMiB: number } | undefined;
+    if (name === 'lenet5_mnist' && memorySteps > 0) {
+      const rss = () => Number((process.memoryUsage().rss / 2 ** 20).toFixed(1));
+      for (let i = 0; i < 50; i++) await engine.trainStep(x, labels);
+      const before = rss();
+      for (let i = 0; i < memorySteps; i++) await engine.trainStep(x, labels);
+      memory = { steps: memorySteps, rssBeforeMiB: before, rssAfterMiB: rss() };
+    }
+    engine.dispose();
+    out.push({ model: name, engine: 'ort', batch, trainStepMs, pytorchTrainMs: pytorchMs, trainVsPytorch: pytorchMs ? Number((trainStepMs / pytorchMs).toFixed(2)) : undefined, memory });
+  }
+  return out;
 }
 
 /** Images per second: decoding a dataset cold, augmenting and batching it. */
@@ -182,10 +214,11 @@ async function main(): Promise<void> {
   }
   const data = opts.data ? await benchData() : undefined;
   const training = opts.data ? await benchTrainThroughput(opts.backends[0], opts.reps) : undefined;
+  const ortEngine = opts.ort ? await benchOrtEngine(opts.reps, 1000) : undefined;
   const gradientCollisionStep = opts.gc ? await benchGc(opts.backends[0], opts.reps) : undefined;
   // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
   const kernels = opts.kernels ? await benchKernels({ backends: opts.kernelBackends, repeats: opts.reps }) : undefined;
-  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, gradientCollision: gradientCollisionStep, kernels };
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, gradientCollision: gradientCollisionStep, ortEngine, kernels };
   const out = path.join(ROOT, 'bench-results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));
