@@ -155,9 +155,10 @@ export interface Memories {
 /** v, F (M^s on D^t) and s(c), L (M^{st} on D^s), under onnxruntime. */
 export async function measureMemories(i: AuditInputs, settings: Partial<AuditSettings> = {}): Promise<Memories> {
   const s: AuditSettings = { ...DEFAULT_AUDIT_SETTINGS, ...settings };
+  // The models must fit together (feature sizes) before anything is read from the data.
+  const stitched = stitchSourceHead(i.finetuned.model, i.finetuned.name, i.source.model, i.source.name, { probabilities: true });
   checkInputs(i, s);
   const { sourceData: src, targetData: tgt } = i;
-  const stitched = stitchSourceHead(i.finetuned.model, i.finetuned.name, i.source.model, i.source.name, { probabilities: true });
   const Cs = stitched.sourceClasses;
   if (s.k > Cs) throw new HardenError(`--k ${s.k} is more than the ${Cs} source classes`);
   const maxLabel = src.labels.reduce((m, v) => Math.max(m, v), -1);

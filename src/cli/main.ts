@@ -16,6 +16,8 @@ import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
 import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
 import { DEFAULT_NTL_SETTINGS as NTL } from '../harden/ntl.js';
 import { runPrune, formatPrune } from './prune.js';
+import { AUDIT_OPTIONS, formatAudit, GUARD_OPTIONS, runAudit, runGuard } from './audit.js';
+import { parseClassList } from './class-list.js';
 import { SLC_FRACTIONS } from '../verify/slc.js';
 
 /** Options of every command that writes a model from a long, checkpointed run. */
@@ -103,7 +105,7 @@ function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
 }
 
-const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify'];
+const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode: number = ExitCode.Ok;
@@ -228,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('steps', { type: 'number', default: DISPOSE.steps })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
+          .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
       async (args) => {
@@ -248,6 +251,7 @@ export async function main(argv: string[]): Promise<number> {
             batchSize: args['batch-size'],
             forgetBatchSize: args['forget-batch-size'],
             seed: args.seed,
+            ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },
         });
         print(args.json, summary, `wrote ${summary.output} (${summary.method}, ${summary.steps} steps)`);
@@ -314,6 +318,29 @@ export async function main(argv: string[]): Promise<number> {
           },
         });
         print(args.json, summary, formatPrune(summary));
+      },
+    )
+    .command(
+      'audit',
+      'Find lingering source memories of a fine-tuned model: source-only classes it still recognizes (source head on its backbone), and how much they distract it on composite images (Grad-CAM IoU vs a scratch --baseline); writes report.json/report.html and PNGs',
+      (y) => y.options(AUDIT_OPTIONS),
+      async (args) => {
+        await initBackend(args.backend as BackendName | 'auto');
+        const { report, files } = await runAudit({
+          source: args.source, finetuned: args.finetuned, baseline: args.baseline, sourceData: args['source-data'], targetData: args['target-data'],
+          k: args.k, vLo: args['v-lo'], pLo: args['p-lo'], camLayer: args['cam-layer'], composites: args.composites,
+          galleryClasses: args['gallery-classes'], galleryImages: args['gallery-images'], compare: args.compare, reportDir: args['report-dir'], seed: args.seed,
+        });
+        print(args.json, { report, files }, formatAudit(report, files.html));
+      },
+    )
+    .command(
+      'guard',
+      'Write the fine-tuned model with a lingering-memory guard in one ONNX graph: its outputs plus interference (max source-head probability over the lingering classes) and interference_flag (> p_lo); checked in onnxruntime-node and -web',
+      (y) => y.options(GUARD_OPTIONS),
+      async (args) => {
+        const r = await runGuard({ source: args.source, finetuned: args.finetuned, lingering: args.lingering, audit: args.audit, pLo: args['p-lo'], data: args.data, output: args.output, overwrite: args.overwrite, seed: args.seed });
+        print(args.json, r, `wrote ${r.output} (watching classes ${r.lingering.join(', ')}, p_lo ${r.pLo}; onnxruntime-node and -web agree to ${r.runtimes.maxAbsDiff.toExponential(1)}, ${r.runtimes.flagged} of ${r.runtimes.images} check images flagged)`);
       },
     )
     .command(

@@ -32,6 +32,7 @@ import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint
 import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { distillationLoss, gradientCollision } from './losses.js';
+import { restrictForget, restrictHead } from './forget-classes.js';
 import { buildSourceHead, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 
 export type DisposeMethod = 'gc' | 'ngc' | 'rtf' | 'utf' | 'none';
@@ -55,6 +56,8 @@ export interface DisposeSettings {
   sourceModel?: OnnxModel;
   /** Linear-probe settings (when no source model is given); seed defaults to `seed`. */
   probe?: Partial<ProbeSettings>;
+  /** Dispose of these forget-data classes only (forget-classes.ts), e.g. an audit's lingering classes. */
+  forgetClasses?: number[];
 }
 
 /**
@@ -138,6 +141,7 @@ export async function disposeModel(
 ): Promise<DisposeResult> {
   const s = settings;
   validateDisposeSettings(s, data);
+  if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
   const graph = new ImportedGraph(model, source);
   let teacher: ImportedGraph | undefined;
   let head: SourceHead | undefined;
@@ -152,6 +156,8 @@ export async function disposeModel(
 
     // H_s on the original backbone (before any checkpoint is restored, so resume rebuilds the same one).
     head = await buildSourceHead(graph, data.forget, { sourceModel: s.sourceModel, probe: { seed: s.seed, ...s.probe } });
+    // A source model's head covers every source class: keep the chosen ones (a probe was fitted on them alone).
+    if (s.forgetClasses && s.sourceModel) head = restrictHead(head, s.forgetClasses);
     teacher = new ImportedGraph(model, source);
     const inputName = graph.inputs[0].name;
     const outputName = graph.outputNames[0];
