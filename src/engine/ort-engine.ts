@@ -7,13 +7,11 @@
 import * as ort from 'onnxruntime-node';
 import os from 'node:os';
 import { HardenError } from '../errors.js';
-import { initializerMap, type OnnxModel } from '../onnx/model.js';
-import type { HostTensor } from '../onnx/tensor.js';
-import { hostToFloat32 } from '../onnx/tensor.js';
+import { encodeModel, initializerMap, type OnnxModel } from '../onnx/model.js';
+import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
 import { modelParameterRoles } from '../import/roles.js';
 import { Random } from '../util/random.js';
 import { buildTrainingGraph, type LossSpec, type TrainingGraph } from './ort/autodiff.js';
-import { encodeModel } from '../onnx/model.js';
 import { HostOptimizer } from './host-optimizer.js';
 import type { NamedArrays } from './optimizer-state.js';
 import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
@@ -182,11 +180,15 @@ export class OrtTrainable implements TrainableGraph {
     return q;
   }
 
+  private classCount?: number;
+
+  /** The logits' class count (the same for every batch shape: read once from a forward graph). */
   private async classes(x: HostTensor): Promise<number> {
+    if (this.classCount !== undefined) return this.classCount;
     const { graph } = await this.compile(this.checkInput(x), { training: false, outputs: [this.outputName] });
     const shape = graph.proto.graph!.output.find((o) => o.name === this.outputName)!.type!.tensor_type!.shape!.dim;
     if (shape.length !== 2) throw new HardenError(`${this.source}: output '${this.outputName}' must be [batch, classes], got rank ${shape.length}`);
-    return Number(shape[1].dim_value);
+    return (this.classCount = Number(shape[1].dim_value));
   }
 
   async forward(x: HostTensor, opts: { outputs?: string[]; training?: boolean } = {}): Promise<Map<string, HostTensor>> {

@@ -139,7 +139,7 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
   const forwardNodes = e.nodes.slice();
 
   // Which tensors depend on the parameters we differentiate.
-  const wrt = new Set(spec.wrt);
+  if (new Set(spec.wrt).size !== spec.wrt.length) throw new Error('buildTrainingGraph: duplicate parameter names');
   const requires = new Set<string>(spec.wrt);
   const isFloat = (name: string) => (types.get(name) ?? 'float32') === 'float32';
   const diffInputs = (node: NodeProto): number[] => {
@@ -235,7 +235,6 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
     statistics.set(variable, name);
     floatOut(name, e.shape(variable));
   }
-  if (wrt.size !== spec.wrt.length) throw new Error('buildTrainingGraph: duplicate parameter names');
 
   const inputs: ValueInfoProto[] = [floatInfo(spec.inputName, spec.inputShape)];
   for (const p of spec.fed) inputs.push(floatInfo(p, e.shape(p)));

@@ -83,7 +83,7 @@ export class Emitter {
     return this.one('Transpose', [x], perm.map((p) => s[p]), { perm });
   }
 
-  binary(op: 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow' | 'Where', a: string, b: string, shape: number[]): string {
+  binary(op: 'Add' | 'Sub' | 'Mul' | 'Div' | 'Pow', a: string, b: string, shape: number[]): string {
     return this.one(op, [a, b], shape);
   }
 

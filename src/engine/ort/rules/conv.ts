@@ -88,51 +88,34 @@ function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape
   return e.transpose(cropped, [1, 0, ...rest]);
 }
 
-registerRule({
-  opType: 'Conv',
-  since: 11,
-  diffInputs: 'all',
-  backward(ctx) {
-    const e = ctx.e;
-    const [x, weight, bias] = ctx.node.input;
-    const dy = ctx.dy[0]!;
-    const xs = e.shape(x);
-    const ws = e.shape(weight);
-    const ys = e.shape(dy);
-    const group = ctx.attrs.int('group', 1);
-    const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
-    const grads: (string | undefined)[] = [undefined, undefined, undefined];
-    if (ctx.needs[0]) grads[0] = e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
-    if (ctx.needs[1]) grads[1] = convWeightGradient(ctx, x, dy, ws, win, group);
-    if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
-    return grads;
-  },
-});
+/**
+ * Conv and ConvTranspose are adjoint to each other: the input gradient of one is the other op
+ * with the same weights, and both weight gradients are convWeightGradient with the conv's
+ * (input, output gradient) = (x, dY) for Conv and (dY, x) for ConvTranspose.
+ */
+function convFamilyBackward(ctx: BackwardContext, transposed: boolean): (string | undefined)[] {
+  const e = ctx.e;
+  const [x, weight, bias] = ctx.node.input;
+  const dy = ctx.dy[0]!;
+  const xs = e.shape(x);
+  const ws = e.shape(weight);
+  const ys = e.shape(dy);
+  const group = ctx.attrs.int('group', 1);
+  if (transposed && (ctx.attrs.has('output_shape') || ctx.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET')) ctx.fail('output_shape / auto_pad have no gradient rule; give explicit pads');
+  const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
+  const grads: (string | undefined)[] = [undefined, undefined, undefined];
+  if (ctx.needs[0]) {
+    grads[0] = transposed
+      ? e.one('Conv', [dy, weight], xs, { group, strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel })
+      : e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
+  }
+  if (ctx.needs[1]) grads[1] = transposed ? convWeightGradient(ctx, dy, x, ws, win, group) : convWeightGradient(ctx, x, dy, ws, win, group);
+  if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
+  return grads;
+}
 
-registerRule({
-  opType: 'ConvTranspose',
-  since: 11,
-  diffInputs: 'all',
-  backward(ctx) {
-    const e = ctx.e;
-    const [x, weight, bias] = ctx.node.input;
-    const dy = ctx.dy[0]!;
-    const xs = e.shape(x);
-    const ws = e.shape(weight);
-    const ys = e.shape(dy);
-    const group = ctx.attrs.int('group', 1);
-    if (ctx.attrs.has('output_shape') || ctx.attrs.string('auto_pad', 'NOTSET') !== 'NOTSET') ctx.fail('output_shape / auto_pad have no gradient rule; give explicit pads');
-    ctx.attrs.ints('output_padding');
-    const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
-    const grads: (string | undefined)[] = [undefined, undefined, undefined];
-    // ConvTranspose(x, W) is the adjoint of Conv(·, W): its gradients are a Conv and a Conv weight gradient.
-    const convAttrs = { group, strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel };
-    if (ctx.needs[0]) grads[0] = e.one('Conv', [dy, weight], xs, convAttrs);
-    if (ctx.needs[1]) grads[1] = convWeightGradient(ctx, dy, x, ws, win, group);
-    if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
-    return grads;
-  },
-});
+registerRule({ opType: 'Conv', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, false) });
+registerRule({ opType: 'ConvTranspose', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, true) });
 
 registerRule({
   opType: 'MaxPool',
@@ -185,7 +168,6 @@ registerRule({
     const xs = e.shape(x);
     const ys = e.shape(dy);
     const kernel = ctx.attrs.ints('kernel_shape', []);
-    ctx.attrs.int('ceil_mode', 0);
     const win = windowOf(ctx, xs.slice(2), kernel);
     if (win.dilations.some((d) => d !== 1)) ctx.fail('dilations have no gradient rule');
     const includePad = ctx.attrs.int('count_include_pad', 0) === 1;

@@ -72,18 +72,29 @@ registerRule({
   },
 });
 
+/**
+ * Instance and layer normalization, lowered: standardize over `axes`, then scale and shift
+ * (per channel for InstanceNormalization, broadcast over the normalized axes for Layer).
+ */
+function lowerStandardization(ctx: LowerContext, axes: (rank: number) => number[], perChannelAffine: boolean): boolean {
+  const e = ctx.e;
+  const [x, scale, bias] = ctx.node.input;
+  const rank = ctx.shape(x).length;
+  const s = standardize(ctx, x, axes(rank), ctx.attrs.float('epsilon', 1e-5));
+  const affine = (t: string) => (perChannelAffine ? perChannel(ctx, t, rank) : t);
+  let y = e.mul(s.y, affine(scale));
+  if (bias) y = e.add(y, affine(bias));
+  finish(ctx, y, ctx.node.output[0]);
+  if (ctx.node.output[1]) finish(ctx, s.mean, ctx.node.output[1]);
+  if (ctx.node.output[2]) finish(ctx, s.invStd, ctx.node.output[2]);
+  return true;
+}
+
 registerRule({
   opType: 'InstanceNormalization',
   since: 6,
   diffInputs: [],
-  lower(ctx) {
-    const e = ctx.e;
-    const [x, scale, bias] = ctx.node.input;
-    const rank = ctx.shape(x).length;
-    const s = standardize(ctx, x, Array.from({ length: rank - 2 }, (_, i) => i + 2), ctx.attrs.float('epsilon', 1e-5));
-    finish(ctx, e.add(e.mul(s.y, perChannel(ctx, scale, rank)), perChannel(ctx, bias, rank)), ctx.node.output[0]);
-    return true;
-  },
+  lower: (ctx) => lowerStandardization(ctx, (rank) => Array.from({ length: rank - 2 }, (_, i) => i + 2), true),
 });
 
 registerRule({
@@ -91,19 +102,11 @@ registerRule({
   since: 17,
   diffInputs: [],
   lower(ctx) {
-    const e = ctx.e;
-    const [x, scale, bias] = ctx.node.input;
-    const rank = ctx.shape(x).length;
-    let axis = ctx.attrs.int('axis', -1);
-    if (axis < 0) axis += rank;
-    ctx.attrs.int('stash_type');
-    const s = standardize(ctx, x, Array.from({ length: rank - axis }, (_, i) => i + axis), ctx.attrs.float('epsilon', 1e-5));
-    let y = e.mul(s.y, scale);
-    if (bias) y = e.add(y, bias);
-    finish(ctx, y, ctx.node.output[0]);
-    if (ctx.node.output[1]) finish(ctx, s.mean, ctx.node.output[1]);
-    if (ctx.node.output[2]) finish(ctx, s.invStd, ctx.node.output[2]);
-    return true;
+    const axis = ctx.attrs.int('axis', -1);
+    return lowerStandardization(ctx, (rank) => {
+      const from = axis < 0 ? axis + rank : axis;
+      return Array.from({ length: rank - from }, (_, i) => i + from);
+    }, false);
   },
 });
 

@@ -42,7 +42,7 @@ registerRule({
   },
 });
 
-function axisOf(ctx: BackwardContext, axis: number, rank: number): number {
+function axisOf(axis: number, rank: number): number {
   return axis < 0 ? axis + rank : axis;
 }
 
@@ -53,7 +53,7 @@ registerRule({
   backward(ctx) {
     const e = ctx.e;
     const ys = ctx.shape(ctx.node.output[0]);
-    const axis = axisOf(ctx, ctx.attrs.int('axis', 0), ys.length);
+    const axis = axisOf(ctx.attrs.int('axis', 0), ys.length);
     const sizes = ctx.node.input.map((x) => ctx.shape(x)[axis]);
     const shapes = ctx.node.input.map((x) => ctx.shape(x));
     const parts = e.op('Split', [ctx.dy[0]!, e.constI(sizes)], { axis }, sizes.length, shapes);
@@ -68,8 +68,7 @@ registerRule({
   backward(ctx) {
     const e = ctx.e;
     const xs = ctx.shape(ctx.node.input[0]);
-    const axis = axisOf(ctx, ctx.attrs.int('axis', 0), xs.length);
-    ctx.attrs.int('num_outputs');
+    const axis = axisOf(ctx.attrs.int('axis', 0), xs.length);
     const parts = ctx.node.output.map((o, i) => ctx.dy[i] ?? e.zeros(ctx.shape(o)));
     return [e.one('Concat', parts, xs, { axis })];
   },
