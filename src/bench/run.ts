@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../engine/backend.js';
-import { loadModel } from '../onnx/model.js';
+import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { TfjsTrainable } from '../engine/tfjs-engine.js';
 import { OrtTrainable } from '../engine/ort-engine.js';
 import { createSession, runSession } from '../verify/ort.js';
@@ -14,6 +14,7 @@ import { loadDataset, batches, clearDataCache } from '../data/index.js';
 import { cropAndFlip } from '../train/augment.js';
 import { buildArchitecture, type ArchName } from '../models/index.js';
 import { gradientCollision } from '../harden/losses.js';
+import { gradientCollisionHost } from '../harden/gradient-collision-host.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
 import { findClassifierHead } from '../import/head.js';
 
@@ -92,21 +93,26 @@ async function benchModel(name: string, batch: number, backend: BackendName, rep
 }
 
 /**
- * The ort engine (training graphs on onnxruntime): train step (Adam) per fixture model and
+ * The ort engine (training graphs on onnxruntime): train step (Adam) and Gradient Collision
+ * step (k = 4, finite-difference HVPs: src/harden/gradient-collision-host.ts) per fixture model, and
  * resident memory before and after `memorySteps` further steps on LeNet-5. PyTorch 1.13 CPU,
- * 2 threads, this machine: 14.5 / 46.6 / 32.1 ms (LeNet-5 B=128, ResNet-8 and VGG-ish B=64).
+ * 2 threads, this machine: 14.5 / 46.6 / 32.1 ms (LeNet-5 B=128, ResNet-8 and VGG-ish B=64)
+ * per train step, 58 / 461 / 262 ms per GC step.
  */
 async function benchOrtEngine(reps: number, memorySteps: number) {
   const out = [];
+  const pytorchGc: Record<string, number> = { lenet5_mnist: 58, resnet8_bn: 461, vggish_bn: 262 };
   for (const [name, batch, pytorchMs] of [['lenet5_mnist', 128, 14.5], ['resnet8_bn', 64, 46.6], ['vggish_bn', 64, 32.1], ['mobilemini_dw', 64, undefined]] as const) {
     const file = path.join(ROOT, 'test', 'fixtures', 'onnx', `${name}.onnx`);
-    const engine = new OrtTrainable(await loadModel(file), file);
+    const model = await loadModel(file);
+    const engine = new OrtTrainable(model, file);
     const shape = engine.inputShape.map((d, i) => (i === 0 ? batch : (d as number)));
     const rng = new Random(1);
     const x: HostTensor = { dtype: 'float32', shape, data: rng.normalArray(shape.reduce((a, b) => a * b, 1)) };
     const labels = Int32Array.from({ length: batch }, () => rng.int(10));
     engine.setOptimizer({ kind: 'adam', learningRate: 1e-3 });
     const trainStepMs = await timeIt(reps, () => engine.trainStep(x, labels));
+    const gcStepMs = await timeIt(Math.max(3, Math.floor(reps / 2)), () => ortGcStep(engine, model, x, labels, 4));
     let memory: { steps: number; rssBeforeMiB: number; rssAfterMiB: number } | undefined;
     if (name === 'lenet5_mnist' && memorySteps > 0) {
       const rss = () => Number((process.memoryUsage().rss / 2 ** 20).toFixed(1));
@@ -116,9 +122,25 @@ async function benchOrtEngine(reps: number, memorySteps: number) {
       memory = { steps: memorySteps, rssBeforeMiB: before, rssAfterMiB: rss() };
     }
     engine.dispose();
-    out.push({ model: name, engine: 'ort', batch, trainStepMs, pytorchTrainMs: pytorchMs, trainVsPytorch: pytorchMs ? Number((trainStepMs / pytorchMs).toFixed(2)) : undefined, memory });
+    const ratio = (ms: number, ref: number | undefined) => (ref ? Number((ms / ref).toFixed(2)) : undefined);
+    out.push({
+      model: name, engine: 'ort', batch, trainStepMs, pytorchTrainMs: pytorchMs, trainVsPytorch: ratio(trainStepMs, pytorchMs),
+      gcChunks: 4, gcStepMs, pytorchGcMs: pytorchGc[name], gcVsPytorch: ratio(gcStepMs, pytorchGc[name]), memory,
+    });
   }
   return out;
+}
+
+/** One GC value + gradient over the backbone (all but the classifier head), k chunks of the batch. */
+async function ortGcStep(engine: OrtTrainable, model: OnnxModel, x: HostTensor, labels: Int32Array, k: number) {
+  const head = new Set(findClassifierHead(model.proto)?.parameters ?? []);
+  const wrt = engine.parameterNames.filter((n) => !head.has(n));
+  const n = x.shape[0], chunk = n / k, size = x.data.length / n;
+  const chunks = Array.from({ length: k }, (_, i) => ({
+    x: { dtype: 'float32' as const, shape: [chunk, ...x.shape.slice(1)], data: (x.data as Float32Array).subarray(i * chunk * size, (i + 1) * chunk * size) },
+    labels: labels.subarray(i * chunk, (i + 1) * chunk),
+  }));
+  return gradientCollisionHost(engine, chunks, wrt);
 }
 
 /** Images per second: decoding a dataset cold, augmenting and batching it. */

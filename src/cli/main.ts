@@ -4,6 +4,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { HardenError, ExitCode } from '../errors.js';
 import { initBackend, type BackendName } from '../engine/backend.js';
+import { ENGINE_CHOICES, selectEngine, type EngineName } from '../engine/create.js';
 import { inspectModel, formatInspect } from './inspect.js';
 import { checkModel, formatCheck } from './check.js';
 import { runTrain } from './train.js';
@@ -105,6 +106,11 @@ function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
 }
 
+/** An explicit `--engine ort` for a method whose own loop exists on the tfjs engine only is refused, not ignored. */
+function requireTfjsLoop(engine: string, what: string): void {
+  if (engine === 'ort') throw new HardenError(`--engine ort: ${what} runs its own training loop on the tfjs engine only (use --engine tfjs or auto)`);
+}
+
 const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
 export async function main(argv: string[]): Promise<number> {
@@ -124,6 +130,14 @@ export async function main(argv: string[]): Promise<number> {
       choices: ['auto', 'tensorflow', 'wasm', 'cpu'] as const,
       default: 'auto' as const,
       describe: 'tfjs backend: auto picks tensorflow (tfjs-node, if installed), else wasm, else cpu',
+    })
+    .option('engine', {
+      choices: ENGINE_CHOICES,
+      default: 'auto' as const,
+      describe: 'Training engine of train, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The dispose/prune/ntl/sophon/unsir loops run on tfjs',
+    })
+    .middleware((args) => {
+      selectEngine(args.engine as EngineName | 'auto');
     })
     .command(
       'inspect <model>',
@@ -234,6 +248,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
       async (args) => {
+        if (args.method !== 'none') requireTfjsLoop(args.engine, `harden dispose --method ${args.method}`);
         await initBackend(args.backend as BackendName | 'auto');
         const summary = await runDispose({
           model: args.model,
@@ -289,6 +304,7 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         if (!(args.sparsity >= 0 && args.sparsity < 1)) throw new HardenError(`--sparsity must be in [0, 1), got ${args.sparsity}`);
         if (args.method === 'ntp' && !args.block) throw new HardenError('--method ntp needs --block (the unauthorized domain\'s data)');
+        requireTfjsLoop(args.engine, `harden prune --method ${args.method}`);
         await initBackend(args.backend as BackendName | 'auto');
         const summary = await runPrune({
           model: args.model,
@@ -409,6 +425,7 @@ export async function main(argv: string[]): Promise<number> {
           if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HardenError(`'${name}' must be an object of settings (--${name} '{"key": value}' or in harden.config.json)`);
           return v as Record<string, unknown>;
         };
+        if (args.method !== 'none') requireTfjsLoop(args.engine, `--method ${args.method}`);
         await useDevice(args.device as 'cpu' | 'cuda', args.strict);
         const { report, exitCode: code, files } = await runPipeline({
           model: args.model,

@@ -23,6 +23,8 @@ export interface TrainableGraph {
   readonly outputName: string;
   /** Learnable parameters (initializer names), in graph order. */
   readonly parameterNames: readonly string[];
+  /** Seed of the next training-mode random choice (dropout masks); steps may advance it. */
+  seed: number;
   /** Inference (or training-mode) forward pass; `outputs` adds intermediate tensors. */
   forward(x: HostTensor, opts?: { outputs?: string[]; training?: boolean }): Promise<Map<string, HostTensor>>;
   /** Mean softmax cross-entropy of the logits against integer labels, and its gradients. */

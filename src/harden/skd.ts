@@ -15,7 +15,7 @@ import type { OnnxModel } from '../onnx/model.js';
 import { toNumber, type ModelProto, type NodeProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
-import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { createTrainable } from '../engine/create.js';
 import { ImportedGraph } from '../import/graph.js';
 import { findClassifierHead } from '../import/head.js';
 import { HARDEN_METADATA_KEY, setMetadata, withWeights } from '../export/export.js';
@@ -147,7 +147,7 @@ export async function skdModel(model: OnnxModel, source: string, data: { keep: D
   // A new classifier on the frozen backbone, authorized data only.
   const classes = findClassifierHeadClasses(model.proto, source);
   const withHead: OnnxModel = { ...model, proto: withNewHead(distilled, classes, s.seed, source) };
-  const engine = new TfjsTrainable(withHead, source);
+  const engine = createTrainable(withHead, source);
   try {
     engine.setTrainable(head.parameters.filter((p) => engine.parameterNames.includes(p)));
     engine.setOptimizer({ kind: 'adam', learningRate: s.headLearningRate });

@@ -4,13 +4,13 @@ import type { OnnxModel } from '../onnx/model.js';
 import { toNumber, type ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { batches } from '../data/loader.js';
-import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { createTrainable } from '../engine/create.js';
 import type { OptimizerSpec } from '../engine/trainable.js';
 import { exportModel, withWeights } from '../export/export.js';
 import { evaluate, type Evaluation } from '../verify/evaluate.js';
 import { Random } from '../util/random.js';
 import { cropAndFlip } from './augment.js';
-import { checkImagesFit } from './fit.js';
+import { checkModelTakes } from './fit.js';
 import { selectTrainable } from './head.js';
 import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from './checkpoint.js';
 
@@ -67,11 +67,11 @@ function checkLabels(data: Dataset, classes: number, what: string): void {
  * statistics and optimizer state are restored, so an interrupted run ends where an uninterrupted one would.
  */
 export async function trainModel(model: OnnxModel, source: string, trainSet: Dataset, testSet: Dataset | undefined, s: TrainSettings, run: TrainRun = {}): Promise<{ proto: ModelProto; history: EpochRecord[] }> {
-  const engine = new TfjsTrainable(model, source);
+  const engine = createTrainable(model, source);
   try {
-    checkImagesFit(engine.graph, trainSet, 'training data');
-    if (testSet) checkImagesFit(engine.graph, testSet, 'test data');
-    const classDim = engine.graph.model.proto.graph?.output[0].type?.tensor_type?.shape?.dim?.at(-1);
+    checkModelTakes(model.proto, trainSet, 'training data');
+    if (testSet) checkModelTakes(model.proto, testSet, 'test data');
+    const classDim = model.proto.graph?.output[0].type?.tensor_type?.shape?.dim?.at(-1);
     const classes = classDim?.value === 'dim_value' ? toNumber(classDim.dim_value) : trainSet.classes;
     checkLabels(trainSet, classes, 'training data');
     if (testSet) checkLabels(testSet, classes, 'test data');
@@ -85,7 +85,7 @@ export async function trainModel(model: OnnxModel, source: string, trainSet: Dat
       const checkpoint = await openCheckpoint(run.checkpointDir, settingsKey);
       if (checkpoint) {
         const { state, weights } = checkpoint;
-        engine.setWeights(new Map([...engine.graph.variables.keys()].map((n) => [n, weights.get(n)!])));
+        engine.setWeights(new Map([...engine.weights().keys()].map((n) => [n, weights.get(n)!])));
         await engine.setOptimizerState(decodeOptimizer(state.optimizer));
         history = state.history as unknown as EpochRecord[];
         start = state.epoch;

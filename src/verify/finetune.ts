@@ -7,10 +7,10 @@ import type { OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
-import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { createTrainable } from '../engine/create.js';
 import { withWeights } from '../export/export.js';
 import { HardenError } from '../errors.js';
-import { checkImagesFit } from '../train/fit.js';
+import { checkModelTakes } from '../train/fit.js';
 
 export interface FineTuneOptions {
   steps: number;
@@ -24,9 +24,9 @@ export interface FineTuneOptions {
 
 /** Fine-tune every layer of `model` on `train` with cross-entropy; returns the new model. */
 export async function fineTune(model: OnnxModel, source: string, train: Dataset, o: FineTuneOptions): Promise<ModelProto> {
-  const engine = new TfjsTrainable(model, source);
+  const engine = createTrainable(model, source);
   try {
-    checkImagesFit(engine.graph, train, 'fine-tuning data');
+    checkModelTakes(model.proto, train, 'fine-tuning data');
     engine.setOptimizer({ kind: o.optimizer ?? 'adam', learningRate: o.learningRate });
     if (o.masks) engine.setMasks(o.masks);
     const sampler = new StepSampler(train, Math.min(o.batchSize, train.labels.length), o.seed);

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
 import path from 'node:path';
 import { GraphBuilder, type AttrValue } from '../../src/onnx/builder.js';
-import { encodeModel, loadModel } from '../../src/onnx/model.js';
+import { encodeModel, initializerMap, loadModel } from '../../src/onnx/model.js';
 import { buildTrainingGraph } from '../../src/engine/ort/autodiff.js';
 import { OrtTrainable } from '../../src/engine/ort-engine.js';
 import { TfjsTrainable, crossEntropy } from '../../src/engine/tfjs-engine.js';
@@ -52,6 +52,9 @@ const CASES: OpCase[] = [
   { name: 'Conv stride 2, pads', shape: [2, 3, 7, 7], build: op('Conv', { strides: [2, 2], pads: [1, 0, 1, 2] }, (g) => [init('k', [4, 3, 3, 3], 1)(g), init('b', [4], 2)(g)]) },
   { name: 'Conv depthwise, dilation', shape: [2, 4, 8, 8], build: op('Conv', { group: 4, dilations: [2, 2], pads: [2, 2, 2, 2] }, (g) => [init('k', [8, 1, 3, 3], 3)(g)]) },
   { name: 'Conv groups 2, SAME_UPPER', shape: [1, 4, 5, 6], build: op('Conv', { group: 2, auto_pad: 'SAME_UPPER', strides: [2, 1] }, (g) => [init('k', [6, 2, 3, 2], 4)(g)]) },
+  { name: 'Conv im2col: strides, dilations, uneven pads', shape: [2, 5, 9, 8], build: op('Conv', { strides: [2, 1], dilations: [1, 2], pads: [1, 0, 2, 1] }, (g) => [init('k', [4, 5, 3, 2], 11)(g), init('b', [4], 12)(g)]) },
+  { name: 'Conv im2col: 1-D, stride 2, leftover input', shape: [2, 4, 10], build: op('Conv', { strides: [2] }, (g) => [init('k', [3, 4, 3], 13)(g)]) },
+  { name: 'ConvTranspose im2col: stride 2, output_padding', shape: [2, 3, 4, 4], build: op('ConvTranspose', { strides: [2, 2], pads: [1, 0, 0, 1], output_padding: [1, 1] }, (g) => [init('k', [3, 5, 3, 3], 14)(g)]) },
   { name: 'ConvTranspose stride 2', shape: [2, 3, 4, 4], build: op('ConvTranspose', { strides: [2, 2], pads: [1, 1, 0, 0], output_padding: [1, 0] }, (g) => [init('k', [3, 2, 3, 3], 5)(g), init('b', [2], 6)(g)]) },
   { name: 'MaxPool 3x3 s2 overlapping, pads', shape: [2, 2, 7, 7], build: op('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
   { name: 'MaxPool ceil_mode', shape: [1, 2, 7, 7], build: op('MaxPool', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }) },
@@ -107,8 +110,9 @@ const CASES: OpCase[] = [
 ];
 
 /**
- * ⟨f(x + w), u⟩ for a fixed u: its gradient in w from the generated graph against central
- * differences of the forward pass, at every coordinate of w (relative to the largest entry).
+ * ⟨f(x + w), u⟩ for a fixed u: its gradient in w and in the op's float weights ('k', 'b') from
+ * the generated graph against central differences of the forward pass, at every coordinate
+ * (relative to the largest entry of each gradient).
  */
 async function ruleError(c: OpCase): Promise<number> {
   const g = new GraphBuilder({ opset: 17 });
@@ -118,8 +122,17 @@ async function ruleError(c: OpCase): Promise<number> {
   g.node('Add', ['x', 'w'], ['h']);
   const y = c.build(g);
   g.output(y);
-  const model = { proto: g.build() };
-  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: false, fed: ['w'], wrt: ['w'], upstream: [y], outputs: [y] }, c.name);
+  const proto = g.build();
+  const weights = new Map<string, { shape: number[]; data: Float32Array }>([['w', { shape: c.shape, data: new Float32Array(n) }]]);
+  for (const t of proto.graph!.initializer) {
+    if ((t.name === 'k' || t.name === 'b') && t.data_type === 1) {
+      const h = initializerMap(proto).get(t.name)!;
+      weights.set(t.name, { shape: h.shape, data: Float32Array.from(h.data as Float32Array) });
+    }
+  }
+  const params = [...weights.keys()];
+  const model = { proto };
+  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: false, fed: params, wrt: params, upstream: [y], outputs: [y] }, c.name);
   const session = await ort.InferenceSession.create(encodeModel(graph.proto));
   const rng = new Random(7);
   // Values on a 0.07 grid offset from 0, so ties (max pooling) and kinks (ReLU at 0) are not probed.
@@ -131,27 +144,29 @@ async function ruleError(c: OpCase): Promise<number> {
   });
   const up = graph.upstream.get(y)!;
   const u = rng.normalArray(up.shape.reduce((a, b) => a * b, 1));
-  const run = async (w: Float32Array) => session.run({
-    x: new ort.Tensor('float32', x, c.shape),
-    w: new ort.Tensor('float32', w, c.shape),
-    [up.name]: new ort.Tensor('float32', u, up.shape),
-  });
-  const base = await run(new Float32Array(n));
-  const analytic = base[graph.gradients.get('w')!].data as Float32Array;
-  const objective = async (w: Float32Array) => {
-    const out = (await run(w))[y].data as Float32Array;
+  const run = async (changed?: { name: string; data: Float32Array }) => {
+    const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, c.shape), [up.name]: new ort.Tensor('float32', u, up.shape) };
+    for (const [name, p] of weights) feeds[name] = new ort.Tensor('float32', changed?.name === name ? changed.data : p.data, p.shape);
+    return session.run(feeds);
+  };
+  const base = await run();
+  const objective = async (name: string, data: Float32Array) => {
+    const out = (await run({ name, data }))[y].data as Float32Array;
     let s = 0;
     for (let i = 0; i < out.length; i++) s += out[i] * u[i];
     return s;
   };
   const eps = 1e-2;
-  const scale = Math.max(1e-6, ...Array.from(analytic, Math.abs));
   let worst = 0;
-  for (let i = 0; i < n; i++) {
-    const wp = new Float32Array(n); wp[i] = eps;
-    const wm = new Float32Array(n); wm[i] = -eps;
-    const fd = ((await objective(wp)) - (await objective(wm))) / (2 * eps);
-    worst = Math.max(worst, Math.abs(fd - analytic[i]) / scale);
+  for (const [name, p] of weights) {
+    const analytic = base[graph.gradients.get(name)!].data as Float32Array;
+    const scale = Math.max(1e-6, ...Array.from(analytic, Math.abs));
+    for (let i = 0; i < p.data.length; i++) {
+      const wp = Float32Array.from(p.data); wp[i] += eps;
+      const wm = Float32Array.from(p.data); wm[i] -= eps;
+      const fd = ((await objective(name, wp)) - (await objective(name, wm))) / (2 * eps);
+      worst = Math.max(worst, Math.abs(fd - analytic[i]) / scale);
+    }
   }
   await session.release();
   return worst;

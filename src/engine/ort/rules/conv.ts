@@ -2,8 +2,9 @@
  * Gradients of Conv, ConvTranspose, the pools, Gemm and MatMul (any number of spatial dims).
  *
  * Conv: the input gradient is a ConvTranspose of dY with the same weights; the weight
- * gradient is a grouped Conv of the input with dY as the kernel, batch and channel axes
- * swapped (stride and dilation swap roles), cropped to the kernel size. MaxPool's input
+ * gradient is im2col (a Gather of every window, then a batched MatMul with dY) or, for grouped
+ * and few-channel convolutions, a grouped Conv of the input with dY as the kernel, batch and
+ * channel axes swapped (stride and dilation swap roles), cropped to the kernel size. MaxPool's input
  * gradient scatters dY through the Indices output its lowering adds; AveragePool's is a
  * ConvTranspose with a ones kernel of dY divided by each window's element count.
  */
@@ -61,11 +62,69 @@ function transposeAttrs(w: Window, inSize: number[], outSize: number[], group: n
 }
 
 /**
+ * Flat offsets into the padded input's spatial positions of every (output position, kernel
+ * position) pair, both row-major: the im2col index map of one window geometry.
+ */
+function patchOffsets(padded: number[], out: number[], w: Window): number[] {
+  const d = padded.length;
+  const strideOf = padded.map((_, i) => padded.slice(i + 1).reduce((a, b) => a * b, 1));
+  const positions = (dims: number[]) => {
+    const all: number[][] = [[]];
+    for (const size of dims) all.splice(0, all.length, ...all.flatMap((p) => Array.from({ length: size }, (_, j) => [...p, j])));
+    return all;
+  };
+  const kernelAt = positions(w.kernel);
+  const offsets: number[] = [];
+  for (const o of positions(out)) {
+    for (const k of kernelAt) {
+      let flat = 0;
+      for (let i = 0; i < d; i++) flat += (o[i] * w.strides[i] + k[i] * w.dilations[i]) * strideOf[i];
+      offsets.push(flat);
+    }
+  }
+  return offsets;
+}
+
+/**
+ * ∂L/∂W of an ungrouped convolution by im2col: x goes channels-last, one Gather collects each
+ * output position's window ([N, P, K·C], channels contiguous), and a batched MatMul with dy
+ * ([N, M, P]) summed over the batch gives W in [M, ...k, C] order. onnxruntime runs this
+ * 2–3× faster than the grouped-Conv form once there are a few input channels.
+ */
+function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window): string {
+  const e = ctx.e;
+  const xs = e.shape(x);
+  const ys = e.shape(dy);
+  const [n, c] = xs;
+  const m = ys[1];
+  const d = xs.length - 2;
+  const spatial = xs.slice(2);
+  const padded = spatial.map((s, i) => s + w.pads[i] + w.pads[i + d]);
+  const src = w.pads.some((p) => p !== 0)
+    ? e.one('Pad', [x, e.constI([0, 0, ...w.pads.slice(0, d), 0, 0, ...w.pads.slice(d)])], [n, c, ...padded], { mode: 'constant' })
+    : x;
+  const area = padded.reduce((a, b) => a * b, 1);
+  const outArea = ys.slice(2).reduce((a, b) => a * b, 1);
+  const k = weightShape.slice(2);
+  const kArea = k.reduce((a, b) => a * b, 1);
+  const channelsLast = e.reshape(e.transpose(src, [0, ...Array.from({ length: d }, (_, i) => i + 2), 1]), [n, area, c]);
+  const patches = e.one('Gather', [channelsLast, e.constI(patchOffsets(padded, ys.slice(2), w), [outArea, kArea])], [n, outArea, kArea, c], { axis: 1 });
+  const perSample = e.one('MatMul', [e.reshape(dy, [n, m, outArea]), e.reshape(patches, [n, outArea, kArea * c])], [n, m, kArea * c]);
+  const summed = e.reduceSum(perSample, [0], false);
+  return e.transpose(e.reshape(summed, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
+}
+
+/** Input channels (per group) from which the im2col weight gradient beats the grouped-Conv one. */
+const IM2COL_MIN_CHANNELS = 4;
+
+/**
  * ∂L/∂W of a convolution with input `x` [N, C, ...], output gradient `dy` [N, M, ...] and
- * weight shape [M, C/group, ...k]: a grouped Conv of x (batch and channels swapped, grouped
+ * weight shape [M, C/group, ...k]: im2col for ungrouped convolutions with a few input
+ * channels, otherwise a grouped Conv of x (batch and channels swapped, grouped
  * channel-major) with dy as its kernel.
  */
 function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number): string {
+  if (group === 1 && ctx.e.shape(x)[1] >= IM2COL_MIN_CHANNELS) return convWeightGradientIm2col(ctx, x, dy, weightShape, w);
   const e = ctx.e;
   const xs = e.shape(x);
   const ys = e.shape(dy);
