@@ -97,6 +97,15 @@ describe('bad input gives a one-line error and a non-zero exit', () => {
     expectOneLineError(harden('check', path.join(FIXTURE_DIR, 'lenet5_mnist.onnx'), '--batch', '0'), 2, /--batch/);
     expectOneLineError(harden('frobnicate'), 2, /frobnicate|Unknown/i);
     expectOneLineError(harden('check', path.join(FIXTURE_DIR, 'lenet5_mnist.onnx'), '--backend', 'gpu'), 2, /backend/);
+    expectOneLineError(harden('train', '--arch', 'lenet5', '--data', 'mnist:limit=32', '--engine', 'torch', '-o', path.join(dir, 'e.onnx')), 2, /engine/);
+  });
+
+  it('--engine ort on a method whose loop runs on tfjs only is refused, not ignored', () => {
+    const model = path.join(FIXTURE_DIR, 'lenet5_mnist.onnx');
+    const out = path.join(dir, 'refused.onnx');
+    expectOneLineError(harden('prune', model, '--method', 'magnitude', '--keep', 'mnist:limit=32', '--engine', 'ort', '-o', out), 2, /--engine ort: harden prune --method magnitude .*tfjs/);
+    expectOneLineError(harden('dispose', model, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:limit=32', '--method', 'gc', '--engine', 'ort', '-o', out), 2, /--engine ort: harden dispose --method gc/);
+    expect(existsSync(out)).toBe(false);
   });
 });
 

@@ -30,6 +30,20 @@ describe('harden train', () => {
     expect(inspected.outputs[0].shape).toEqual(['batch', 10]);
   });
 
+  it('--engine ort and --engine tfjs train the same run to similar accuracy; --help names the engines', () => {
+    const run = (engine: string) => {
+      const r = harden('train', '--arch', 'lenet5', '--data', 'mnist:split=train,limit=768', '--test-data', 'mnist:split=test,limit=300',
+        '--epochs', '1', '--batch-size', '32', '--lr', '3e-3', '--engine', engine, '--json', '-o', path.join(dir, `engine-${engine}.onnx`));
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).history[0].test.accuracy as number;
+    };
+    const [ort, tfjs] = [run('ort'), run('tfjs')];
+    expect(ort).toBeGreaterThan(0.5);
+    expect(tfjs).toBeGreaterThan(0.5);
+    expect(Math.abs(ort - tfjs)).toBeLessThan(0.1); // same data order and init: float32 differences only
+    expect(harden('train', '--help').stdout).toMatch(/--engine[\s\S]*ort[\s\S]*tfjs/);
+  });
+
   it('a run killed mid-epoch continues from its last checkpoint with --resume', async () => {
     const out = path.join(dir, 'killed.onnx');
     const args = ['train', '--arch', 'lenet5', '--data', 'mnist:split=train,limit=2048', '--test-data', 'mnist:split=test,limit=300',
