@@ -112,7 +112,8 @@ async function benchOrtEngine(reps: number, memorySteps: number) {
     const labels = Int32Array.from({ length: batch }, () => rng.int(10));
     engine.setOptimizer({ kind: 'adam', learningRate: 1e-3 });
     const trainStepMs = await timeIt(reps, () => engine.trainStep(x, labels));
-    const gcStepMs = await timeIt(Math.max(3, Math.floor(reps / 2)), () => ortGcStep(engine, model, x, labels, 4));
+    const gc = gcProblem(engine, model, x, labels, 4);
+    const gcStepMs = await timeIt(Math.max(3, Math.floor(reps / 2)), () => gradientCollisionHost(engine, gc.chunks, gc.wrt));
     let memory: { steps: number; rssBeforeMiB: number; rssAfterMiB: number } | undefined;
     if (name === 'lenet5_mnist' && memorySteps > 0) {
       const rss = () => Number((process.memoryUsage().rss / 2 ** 20).toFixed(1));
@@ -131,8 +132,8 @@ async function benchOrtEngine(reps: number, memorySteps: number) {
   return out;
 }
 
-/** One GC value + gradient over the backbone (all but the classifier head), k chunks of the batch. */
-async function ortGcStep(engine: OrtTrainable, model: OnnxModel, x: HostTensor, labels: Int32Array, k: number) {
+/** A GC step's inputs: the backbone (all but the classifier head) and k chunks of the batch. */
+function gcProblem(engine: OrtTrainable, model: OnnxModel, x: HostTensor, labels: Int32Array, k: number) {
   const head = new Set(findClassifierHead(model.proto)?.parameters ?? []);
   const wrt = engine.parameterNames.filter((n) => !head.has(n));
   const n = x.shape[0], chunk = n / k, size = x.data.length / n;
@@ -140,7 +141,7 @@ async function ortGcStep(engine: OrtTrainable, model: OnnxModel, x: HostTensor, 
     x: { dtype: 'float32' as const, shape: [chunk, ...x.shape.slice(1)], data: (x.data as Float32Array).subarray(i * chunk * size, (i + 1) * chunk * size) },
     labels: labels.subarray(i * chunk, (i + 1) * chunk),
   }));
-  return gradientCollisionHost(engine, chunks, wrt);
+  return { wrt, chunks };
 }
 
 /** Images per second: decoding a dataset cold, augmenting and batching it. */

@@ -24,10 +24,6 @@ export function selectEngine(name: EngineName | 'auto'): EngineName {
   return selected;
 }
 
-export function currentEngine(): EngineName {
-  return selected;
-}
-
 export function createTrainable(model: OnnxModel, source?: string, engine: EngineName = selected): TrainableGraph {
   return engine === 'ort' ? new OrtTrainable(model, source) : new TfjsTrainable(model, source);
 }

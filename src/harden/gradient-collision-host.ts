@@ -34,33 +34,24 @@ export async function gradientCollisionHost(
   if (chunks.length < 2) throw new Error(`gradientCollisionHost: need at least 2 chunks, got ${chunks.length}`);
   if (wrt.length === 0) throw new Error('gradientCollisionHost: no parameters');
   const epsilon = opts.epsilon ?? 1e-12;
+  const chunkGradients: Map<string, Float32Array>[] = [];
+  for (const { x, labels } of chunks) chunkGradients.push((await engine.crossEntropyGradients(x, labels, { wrt })).gradients);
+  const sizes = wrt.map((name) => chunkGradients[0].get(name)!.length);
   // Every vector below is the concatenation of the wrt parameters, in float64 for the dot products.
   const flatten = (parts: Map<string, Float32Array>): Float64Array => {
-    const out = new Float64Array(wrt.reduce((n, name) => n + parts.get(name)!.length, 0));
+    const out = new Float64Array(sizes.reduce((a, b) => a + b, 0));
     let o = 0;
-    for (const name of wrt) {
+    wrt.forEach((name, i) => {
       out.set(parts.get(name)!, o);
-      o += parts.get(name)!.length;
-    }
+      o += sizes[i];
+    });
     return out;
   };
-  const sizes = new Map<string, number>();
   const split = (flat: Float64Array): Map<string, Float32Array> => {
-    const out = new Map<string, Float32Array>();
     let o = 0;
-    for (const name of wrt) {
-      out.set(name, Float32Array.from(flat.subarray(o, o + sizes.get(name)!)));
-      o += sizes.get(name)!;
-    }
-    return out;
+    return new Map(wrt.map((name, i) => [name, Float32Array.from(flat.subarray(o, (o += sizes[i])))]));
   };
-
-  const g: Float64Array[] = [];
-  for (const { x, labels } of chunks) {
-    const { gradients } = await engine.crossEntropyGradients(x, labels, { wrt });
-    for (const name of wrt) sizes.set(name, gradients.get(name)!.length);
-    g.push(flatten(gradients));
-  }
+  const g = chunkGradients.map(flatten);
   const sum = (parts: Float64Array[]) => {
     const s = new Float64Array(parts[0].length);
     for (const p of parts) for (let i = 0; i < s.length; i++) s[i] += p[i];

@@ -10,18 +10,10 @@ import { TfjsTrainable, crossEntropy } from '../../src/engine/tfjs-engine.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { hessianVectorProduct } from '../../src/engine/hvp.js';
 import { Random } from '../../src/util/random.js';
+import { relError, smoothConvNet } from '../helpers/tiny.js';
 
 const FIXTURES = ['lenet5_mnist', 'vggish_bn', 'resnet8_bn', 'mobilemini_dw'];
 const fixture = (n: string) => path.join(__dirname, '..', 'fixtures', 'onnx', `${n}.onnx`);
-
-function relError(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 function batch(shape: (number | string)[], n: number, seed: number) {
   const s = shape.map((d, i) => (i === 0 ? n : (d as number)));
@@ -240,20 +232,7 @@ describe('ort engine on the fixture models', () => {
   // Central differences of gradients are exact only where the loss is smooth in θ: through
   // ReLU/MaxPool kinks they are not (see the README), so this conv net uses Tanh and averages.
   it('Hessian-vector products by differences of gradient runs equal tfjs\'s exact double backprop on a smooth conv net (rel. error < 1e-2)', async () => {
-    const g = new GraphBuilder({ opset: 17 });
-    g.input('input', ['N', 2, 8, 8]);
-    const rng0 = new Random(9);
-    g.initializer('c.weight', { data: rng0.normalArray(4 * 2 * 9, 0.4), shape: [4, 2, 3, 3] });
-    g.initializer('c.bias', { data: rng0.normalArray(4, 0.1), shape: [4] });
-    g.initializer('fc.weight', { data: rng0.normalArray(10 * 4, 0.5), shape: [10, 4] });
-    g.initializer('fc.bias', { data: rng0.normalArray(10, 0.1), shape: [10] });
-    g.node('Conv', ['input', 'c.weight', 'c.bias'], ['h'], { pads: [1, 1, 1, 1] });
-    g.node('Tanh', ['h'], ['t']);
-    g.node('GlobalAveragePool', ['t'], ['p']);
-    g.node('Flatten', ['p'], ['f']);
-    g.node('Gemm', ['f', 'fc.weight', 'fc.bias'], ['logits'], { transB: 1 });
-    g.output('logits');
-    const model = { proto: g.build() };
+    const model = smoothConvNet(10, 9);
     const ortEngine = new OrtTrainable(model, 'smooth', { threads: 1 });
     const tfjsEngine = new TfjsTrainable(model, 'smooth');
     const { x, labels } = batch(ortEngine.inputShape, 16, 3);

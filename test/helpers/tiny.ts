@@ -53,3 +53,35 @@ export async function trainTiny(model: OnnxModel, data: Dataset, epochs = 8, see
   });
   return { proto: trained.proto };
 }
+
+/**
+ * A smooth conv net (Conv 2→4 → Tanh → GlobalAveragePool → Gemm, input [N, 2, 8, 8]):
+ * central differences of its gradients approximate exact Hessian-vector products, which
+ * through ReLU/MaxPool kinks they do not.
+ */
+export function smoothConvNet(classes: number, seed: number): OnnxModel {
+  const g = new GraphBuilder({ opset: 17 });
+  g.input('input', ['N', 2, 8, 8]);
+  const rng = new Random(seed);
+  g.initializer('c.weight', { data: rng.normalArray(4 * 2 * 9, 0.4), shape: [4, 2, 3, 3] });
+  g.initializer('c.bias', { data: rng.normalArray(4, 0.1), shape: [4] });
+  g.initializer('fc.weight', { data: rng.normalArray(classes * 4, 0.5), shape: [classes, 4] });
+  g.initializer('fc.bias', { data: rng.normalArray(classes, 0.1), shape: [classes] });
+  g.node('Conv', ['input', 'c.weight', 'c.bias'], ['h'], { pads: [1, 1, 1, 1] });
+  g.node('Tanh', ['h'], ['t']);
+  g.node('GlobalAveragePool', ['t'], ['p']);
+  g.node('Flatten', ['p'], ['f']);
+  g.node('Gemm', ['f', 'fc.weight', 'fc.bias'], ['logits'], { transB: 1 });
+  g.output('logits');
+  return { proto: g.build() };
+}
+
+/** ‖a − b‖ / ‖b‖. */
+export function relError(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
