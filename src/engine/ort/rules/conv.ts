@@ -1,11 +1,13 @@
 /**
  * Gradients of Conv, ConvTranspose, the pools, Gemm and MatMul (any number of spatial dims).
  *
- * Conv: the input gradient is a ConvTranspose of dY with the same weights; the weight
- * gradient is im2col (a Gather of every window, then a batched MatMul with dY) or, for grouped
- * and few-channel convolutions, a grouped Conv of the input with dY as the kernel, batch and
- * channel axes swapped (stride and dilation swap roles), cropped to the kernel size. MaxPool's input
- * gradient scatters dY through the Indices output its lowering adds; AveragePool's is a
+ * Conv: the input gradient is a ConvTranspose of dY with the same weights, or for ungrouped
+ * stride-1 convolutions of 16+ channels a Conv of dY with the weights flipped and transposed
+ * (onnxruntime runs it up to 3× faster than its ConvTranspose). The weight gradient is im2col
+ * (a Gather of every window, then a batched MatMul with dY); for 1–3 input channels one Gemm
+ * over stacked shifted slices; for grouped convolutions a grouped Conv of the input with dY as
+ * the kernel, batch and channel axes swapped (stride and dilation swap roles), cropped to the
+ * kernel size. MaxPool's input gradient scatters dY through the Indices output its lowering adds; AveragePool's is a
  * ConvTranspose with a ones kernel of dY divided by each window's element count.
  */
 import { newNode } from '../../../onnx/schema.js';
@@ -114,17 +116,58 @@ function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weigh
   return e.transpose(e.reshape(summed, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
 }
 
-/** Input channels (per group) from which the im2col weight gradient beats the grouped-Conv one. */
+/**
+ * ∂L/∂W of an ungrouped convolution with few input channels (the image-facing layer): one
+ * strided Slice of the padded input per kernel offset, stacked on the channel axis
+ * ([N, K·C, ...out]), then a single Gemm against dy with the batch folded into the
+ * contraction. For 1–3 channels onnxruntime runs this ~2× faster than the im2col Gather or
+ * the grouped-Conv form; with more channels the stacked copy costs more than it saves.
+ */
+function convWeightGradientShifted(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window): string {
+  const e = ctx.e;
+  const xs = e.shape(x);
+  const ys = e.shape(dy);
+  const [n, c] = xs;
+  const m = ys[1];
+  const d = xs.length - 2;
+  const out = ys.slice(2);
+  const padded = xs.slice(2).map((s, i) => s + w.pads[i] + w.pads[i + d]);
+  const src = w.pads.some((p) => p !== 0)
+    ? e.one('Pad', [x, e.constI([0, 0, ...w.pads.slice(0, d), 0, 0, ...w.pads.slice(d)])], [n, c, ...padded], { mode: 'constant' })
+    : x;
+  const k = weightShape.slice(2);
+  const axes = Array.from({ length: d }, (_, i) => i + 2);
+  const offsets: number[][] = [[]];
+  for (const size of k) offsets.splice(0, offsets.length, ...offsets.flatMap((o) => Array.from({ length: size }, (_, j) => [...o, j])));
+  const shifted = offsets.map((o) => {
+    const starts = o.map((j, i) => j * w.dilations[i]);
+    const ends = starts.map((s0, i) => s0 + (out[i] - 1) * w.strides[i] + 1);
+    return e.one('Slice', [src, e.constI(starts), e.constI(ends), e.constI(axes), e.constI(w.strides)], [n, c, ...out]);
+  });
+  const kc = offsets.length * c;
+  const stacked = e.one('Concat', shifted, [n, kc, ...out], { axis: 1 });
+  const outArea = out.reduce((a, b) => a * b, 1);
+  const patches = e.reshape(e.transpose(stacked, [1, 0, ...axes]), [kc, n * outArea]);
+  const grad = e.reshape(e.transpose(dy, [1, 0, ...axes]), [m, n * outArea]);
+  const dw = e.one('Gemm', [grad, patches], [m, kc], { transB: 1 });
+  return e.transpose(e.reshape(dw, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
+}
+
+/** Input channels (per group) from which the im2col weight gradient beats the shifted-slices one. */
 const IM2COL_MIN_CHANNELS = 4;
 
 /**
  * ∂L/∂W of a convolution with input `x` [N, C, ...], output gradient `dy` [N, M, ...] and
- * weight shape [M, C/group, ...k]: im2col for ungrouped convolutions with a few input
- * channels, otherwise a grouped Conv of x (batch and channels swapped, grouped
+ * weight shape [M, C/group, ...k]: im2col or shifted slices for ungrouped convolutions,
+ * otherwise a grouped Conv of x (batch and channels swapped, grouped
  * channel-major) with dy as its kernel.
  */
 function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number): string {
-  if (group === 1 && ctx.e.shape(x)[1] >= IM2COL_MIN_CHANNELS) return convWeightGradientIm2col(ctx, x, dy, weightShape, w);
+  if (group === 1) {
+    return ctx.e.shape(x)[1] >= IM2COL_MIN_CHANNELS
+      ? convWeightGradientIm2col(ctx, x, dy, weightShape, w)
+      : convWeightGradientShifted(ctx, x, dy, weightShape, w);
+  }
   const e = ctx.e;
   const xs = e.shape(x);
   const ys = e.shape(dy);
@@ -148,6 +191,30 @@ function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape
 }
 
 /**
+ * Input channels from which the flipped-kernel input gradient beats ConvTranspose (measured on
+ * onnxruntime CPU: 2.4× faster at 16 channels, 3.5× slower at 6 with a 5×5 kernel).
+ */
+const FLIPPED_MIN_CHANNELS = 16;
+
+/**
+ * ∂L/∂x of an ungrouped stride-1 Conv as a Conv of dY with W flipped in space and its channel
+ * axes swapped, padded by dilation·(k − 1) − pad on each side; undefined where a pad exceeds
+ * that (the ConvTranspose form then applies).
+ */
+function convInputGradientFlipped(ctx: RuleContext, dy: string, weight: string, xs: number[], win: Window, group: number): string | undefined {
+  const d = xs.length - 2;
+  if (group !== 1 || xs[1] < FLIPPED_MIN_CHANNELS || win.strides.some((s) => s !== 1)) return undefined;
+  const pads = win.pads.map((p, i) => win.dilations[i % d] * (win.kernel[i % d] - 1) - p);
+  if (pads.some((p) => p < 0)) return undefined;
+  const e = ctx.e;
+  const ws = e.shape(weight);
+  const axes = Array.from({ length: d }, (_, i) => i + 2);
+  const flipped = e.one('Slice', [weight, e.constI(axes.map(() => -1)), e.constI(axes.map(() => Number.MIN_SAFE_INTEGER)), e.constI(axes), e.constI(axes.map(() => -1))], ws);
+  const swapped = e.transpose(flipped, [1, 0, ...axes]);
+  return e.one('Conv', [dy, swapped], xs, { strides: win.strides, dilations: win.dilations, pads, kernel_shape: win.kernel });
+}
+
+/**
  * Conv and ConvTranspose are adjoint to each other: the input gradient of one is the other op
  * with the same weights, and both weight gradients are convWeightGradient with the conv's
  * (input, output gradient) = (x, dY) for Conv and (dY, x) for ConvTranspose.
@@ -166,7 +233,7 @@ function convFamilyBackward(ctx: BackwardContext, transposed: boolean): (string 
   if (ctx.needs[0]) {
     grads[0] = transposed
       ? e.one('Conv', [dy, weight], xs, { group, strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel })
-      : e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
+      : convInputGradientFlipped(ctx, dy, weight, xs, win, group) ?? e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
   }
   if (ctx.needs[1]) grads[1] = transposed ? convWeightGradient(ctx, dy, x, ws, win, group) : convWeightGradient(ctx, x, dy, ws, win, group);
   if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
