@@ -94,7 +94,7 @@ async function benchModel(name: string, batch: number, backend: BackendName, rep
 
 /**
  * The ort engine (training graphs on onnxruntime): train step (Adam) and Gradient Collision
- * step (k = 4, finite-difference HVPs: src/harden/gradient-collision-host.ts) per fixture model, and
+ * step (k = 4, exact HVPs: src/harden/gradient-collision-host.ts) per fixture model, and
  * resident memory before and after `memorySteps` further steps on LeNet-5. PyTorch 1.13 CPU,
  * 2 threads, this machine: 14.5 / 46.6 / 32.1 ms (LeNet-5 B=128, ResNet-8 and VGG-ish B=64)
  * per train step, 58 / 461 / 262 ms per GC step.

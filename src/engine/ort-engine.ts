@@ -28,8 +28,10 @@ export interface GraphRequest {
   upstream?: Map<string, Float32Array>;
   /** Extra tensors to return. */
   outputs?: readonly string[];
-  /** Values to use instead of the current parameters (finite differences, simulated steps). */
+  /** Values to use instead of the current parameters (simulated steps). */
   override?: Map<string, Float32Array>;
+  /** A direction v over the `wrt` parameters: the run also returns H·v of the loss (exact, forward over reverse). */
+  direction?: Map<string, Float32Array>;
 }
 
 export interface GraphResult {
@@ -37,6 +39,8 @@ export interface GraphResult {
   tensors: Map<string, HostTensor>;
   gradients: Map<string, Float32Array>;
   statistics: Map<string, Float32Array>;
+  /** H·v by parameter, with `direction`. */
+  hessianVector: Map<string, Float32Array>;
 }
 
 interface Compiled {
@@ -113,6 +117,7 @@ export class OrtTrainable implements TrainableGraph {
       losses,
       upstream: [...(req.upstream?.keys() ?? [])],
       outputs: req.outputs ?? [],
+      hessianVector: !!req.direction,
     };
     const key = JSON.stringify(spec);
     let c = this.compiled.get(key);
@@ -147,6 +152,11 @@ export class OrtTrainable implements TrainableGraph {
       feeds[t.name] = new ort.Tensor('float32', l.targets, t.shape);
     });
     for (const [tensor, fed] of graph.upstream) feeds[fed.name] = new ort.Tensor('float32', req.upstream!.get(tensor)!, fed.shape);
+    for (const [p, fed] of graph.directions) {
+      const v = req.direction!.get(p);
+      if (!v) throw new Error(`OrtTrainable.run: the direction has no entry for '${p}'`);
+      feeds[fed.name] = new ort.Tensor('float32', v, fed.shape);
+    }
     if (graph.masks.length) {
       const rng = new Random(this.seed++);
       for (const m of graph.masks) {
@@ -162,11 +172,12 @@ export class OrtTrainable implements TrainableGraph {
       throw new HardenError(`${this.source}: onnxruntime failed to run the training graph: ${String((e as Error).message).split('\n')[0]}`);
     }
     const read = (name: string) => (out[name] as ort.Tensor).data as Float32Array;
-    const result: GraphResult = { tensors: new Map(), gradients: new Map(), statistics: new Map() };
+    const result: GraphResult = { tensors: new Map(), gradients: new Map(), statistics: new Map(), hessianVector: new Map() };
     if (graph.loss) result.loss = read(graph.loss)[0];
     for (const t of graph.tensors) result.tensors.set(t, { dtype: 'float32', shape: [...(out[t] as ort.Tensor).dims], data: read(t) });
     for (const [p, name] of graph.gradients) result.gradients.set(p, read(name));
     for (const [s, name] of graph.statistics) result.statistics.set(s, read(name));
+    for (const [p, name] of graph.hessianVector) result.hessianVector.set(p, read(name));
     return result;
   }
 
@@ -208,28 +219,13 @@ export class OrtTrainable implements TrainableGraph {
   }
 
   /**
-   * H·v of the cross-entropy by central differences of two gradient runs,
-   * (∇L(θ + εv) − ∇L(θ − εv)) / 2ε, with ε scaled to the size of θ and v.
+   * H·v of the cross-entropy (inference mode) over the parameters in `v`, exact: the tangent of
+   * the generated gradient graph in direction v (forward over reverse, src/engine/ort/tangents.ts).
    */
-  async hessianVectorProduct(x: HostTensor, labels: Int32Array, v: Map<string, Float32Array>, opts: { epsilon?: number } = {}): Promise<Map<string, Float32Array>> {
-    const names = [...v.keys()];
-    let vNorm = 0, wNorm = 0;
-    for (const n of names) {
-      for (const a of v.get(n)!) vNorm += a * a;
-      for (const a of this.values.get(n)!) wNorm += a * a;
-    }
-    vNorm = Math.sqrt(vNorm);
-    if (vNorm === 0) return new Map(names.map((n) => [n, new Float32Array(v.get(n)!.length)]));
-    const eps = (opts.epsilon ?? 1e-3) * Math.max(1, Math.sqrt(wNorm)) / vNorm;
-    const shifted = (sign: number) => new Map(names.map((n) => {
-      const w = this.values.get(n)!, d = v.get(n)!;
-      return [n, Float32Array.from(w, (wi, i) => wi + sign * eps * d[i])];
-    }));
-    const [plus, minus] = await Promise.all([1, -1].map((s) => this.crossEntropyGradients(x, labels, { wrt: names, override: shifted(s) })));
-    return new Map(names.map((n) => {
-      const a = plus.gradients.get(n)!, b = minus.gradients.get(n)!;
-      return [n, Float32Array.from(a, (ai, i) => (ai - b[i]) / (2 * eps))];
-    }));
+  async hessianVectorProduct(x: HostTensor, labels: Int32Array, v: Map<string, Float32Array>): Promise<Map<string, Float32Array>> {
+    const targets = this.oneHot(labels, await this.classes(x));
+    const r = await this.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: this.outputName, targets }], direction: v });
+    return r.hessianVector;
   }
 
   setOptimizer(spec: OptimizerSpec): void {

@@ -1,9 +1,9 @@
 /**
- * Gradient Collision on an engine that differentiates to first order only (the ort engine):
- * the value and gradient of gradientCollision in losses.ts (see its module comment for the
- * formulas), computed on the host from k chunk gradients g_i and k Hessian-vector products
- * H_i v_i, which the engine forms by central differences of two gradient runs. A step costs
- * 3k gradient runs of one chunk each.
+ * Gradient Collision on an engine whose graphs give gradients and Hessian-vector products but
+ * no loss of its own making (the ort engine): the value and gradient of gradientCollision in
+ * losses.ts (see its module comment for the formulas), computed on the host from k chunk
+ * gradients g_i and k exact Hessian-vector products H_i v_i (the ort engine's tangent pass,
+ * src/engine/ort/tangents.ts). A step costs k gradient runs and k HVP runs of one chunk each.
  */
 import type { HostTensor } from '../onnx/tensor.js';
 import type { GradientCollisionOptions } from './losses.js';

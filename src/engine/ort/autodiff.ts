@@ -27,6 +27,7 @@ import {
 import { makeTensorProto, type HostTensor } from '../../onnx/tensor.js';
 import { Emitter } from './emitter.js';
 import { probeModel, type Probe } from './probe.js';
+import { emitTangents } from './tangents.js';
 import { findRule, type BackwardContext, type GradRule, type LowerContext, type RuleContext } from './rules/registry.js';
 import './rules/index.js';
 
@@ -50,6 +51,11 @@ export interface TrainingGraphSpec {
   upstream?: readonly string[];
   /** Extra tensors to output (logits, features). */
   outputs?: readonly string[];
+  /**
+   * Also output H·v for a fed direction v over the `wrt` parameters (one tangent input per
+   * parameter): forward-mode differentiation of the gradient graph (tangents.ts).
+   */
+  hessianVector?: boolean;
 }
 
 export interface FedInput {
@@ -70,6 +76,9 @@ export interface TrainingGraph {
   gradients: Map<string, string>;
   statistics: Map<string, string>;
   tensors: string[];
+  /** With `hessianVector`: the fed direction and the H·v output, by parameter. */
+  directions: Map<string, FedInput>;
+  hessianVector: Map<string, string>;
 }
 
 /** Lowest model opset the engine accepts, and the opset it generates at least (ScatterElements reduction). */
@@ -103,9 +112,9 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
       opset,
       training: spec.training,
       shape: (name) => e.shape(name),
-      value: (name) => probe.values.get(name),
+      value: (name) => probe.values.get(name) ?? e.constantValue(name),
       requireValue: (i, what) => {
-        const v = node.input[i] ? probe.values.get(node.input[i]) : undefined;
+        const v = node.input[i] ? (probe.values.get(node.input[i]) ?? e.constantValue(node.input[i])) : undefined;
         if (!v) fail(`its ${what} input must be a small constant`);
         return v!;
       },
@@ -229,6 +238,26 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
     gradients.set(p, name);
     floatOut(name, e.shape(p));
   }
+  const directions = new Map<string, FedInput>();
+  const hessianVector = new Map<string, string>();
+  if (spec.hessianVector) {
+    for (const p of spec.wrt) {
+      const d = { name: `harden_direction_${directions.size}`, shape: e.shape(p) };
+      e.shapes.set(d.name, d.shape);
+      directions.set(p, d);
+    }
+    const tangents = emitTangents(
+      { e, opset, context: baseContext, isFloat },
+      e.nodes.slice(),
+      new Map([...directions].map(([p, d]) => [p, d.name])),
+    );
+    for (const p of spec.wrt) {
+      const name = `harden_hvp_${hessianVector.size}`;
+      e.op('Identity', [tangents.get(gradients.get(p)!) ?? e.zeros(e.shape(p))], {}, [name], [e.shape(p)]);
+      hessianVector.set(p, name);
+      floatOut(name, e.shape(p));
+    }
+  }
   for (const [variable, value] of statistics) {
     const name = `harden_stat_${outputs.length}`;
     e.op('Identity', [value], {}, [name], [e.shape(variable)]);
@@ -241,6 +270,7 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
   for (const t of targets) inputs.push(floatInfo(t.name, t.shape));
   for (const u of upstream.values()) inputs.push(floatInfo(u.name, u.shape));
   for (const m of masks) inputs.push(floatInfo(m.name, m.shape));
+  for (const d of directions.values()) inputs.push(floatInfo(d.name, d.shape));
   const kept = [...inits].filter(([name]) => !fed.has(name)).map(([name, t]) => makeTensorProto(name, t as HostTensor));
   const proto = newModel({
     ir_version: Math.max(8, toNumber(model.proto.ir_version)),
@@ -248,7 +278,7 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
     opset_import: [newOpsetId({ domain: '', version: opset })],
     graph: newGraph({ name: 'harden_training', node: e.nodes, input: inputs, output: outputs, initializer: [...kept, ...e.initializers] }),
   });
-  return { proto: cloneModel(proto), opset, targets, upstream, masks, loss, gradients, statistics, tensors };
+  return { proto: cloneModel(proto), opset, targets, upstream, masks, loss, gradients, statistics, tensors, directions, hessianVector };
 }
 
 function floatInfo(name: string, shape: number[]): ValueInfoProto {

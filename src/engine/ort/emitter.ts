@@ -8,11 +8,16 @@ import { attribute, type AttrValue } from '../../onnx/builder.js';
 import { newNode, type NodeProto, type TensorProto } from '../../onnx/schema.js';
 import { makeTensorProto, numel } from '../../onnx/tensor.js';
 
+/** Constants up to this many elements are remembered for constantValue(). */
+const SMALL_CONSTANT = 64;
+
 export class Emitter {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private count = 0;
   private readonly scalars = new Map<string, string>();
+  /** Values of the small constants it wrote (axes, pads, limits), for rules that read them. */
+  private readonly smallConstants = new Map<string, number[]>();
 
   /** `shapes`: every tensor's static shape; `opset`: the generated graph's ai.onnx version. */
   constructor(readonly shapes: Map<string, number[]>, readonly opset: number) {}
@@ -70,7 +75,13 @@ export class Emitter {
     const name = this.fresh(hint);
     this.initializers.push(makeTensorProto(name, { dtype, shape, data }));
     this.shapes.set(name, shape);
+    if (data.length <= SMALL_CONSTANT) this.smallConstants.set(name, Array.from(data as ArrayLike<number | bigint>, Number));
     return name;
+  }
+
+  /** The values of a small constant this emitter wrote, if it is one. */
+  constantValue(name: string): number[] | undefined {
+    return this.smallConstants.get(name);
   }
 
   reshape(x: string, shape: number[]): string {

@@ -11,7 +11,7 @@
  * ConvTranspose with a ones kernel of dY divided by each window's element count.
  */
 import { newNode } from '../../../onnx/schema.js';
-import { registerRule, type BackwardContext, type RuleContext } from './registry.js';
+import { registerRule, type BackwardContext, type RuleContext, type TangentContext } from './registry.js';
 
 interface Window {
   kernel: number[];
@@ -240,8 +240,30 @@ function convFamilyBackward(ctx: BackwardContext, transposed: boolean): (string 
   return grads;
 }
 
-registerRule({ opType: 'Conv', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, false) });
-registerRule({ opType: 'ConvTranspose', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, true) });
+/**
+ * Tangent of an op bilinear in (x, W) plus a bias broadcast over the output (Conv,
+ * ConvTranspose, Gemm): op(tx, W) + op(x, tW) without the bias, plus the bias tangent
+ * (`biasTerm` shapes it to the output).
+ */
+function affineBilinearTangent(ctx: TangentContext, biasTerm: (tb: string, outShape: number[]) => string): (string | undefined)[] {
+  const e = ctx.e;
+  const [x, w] = ctx.node.input;
+  const [tx, tw, tb] = ctx.t;
+  const ys = e.shape(ctx.node.output[0]);
+  const terms: string[] = [];
+  if (tx) terms.push(ctx.replay([tx, w])[0]);
+  if (tw) terms.push(ctx.replay([x, tw])[0]);
+  if (tb) terms.push(biasTerm(tb, ys));
+  return [e.sum(terms)];
+}
+
+/** A per-channel [M] bias tangent broadcast over an [N, M, ...] output. */
+function channelBias(ctx: TangentContext, tb: string, ys: number[]): string {
+  return ctx.e.expand(ctx.e.reshape(tb, [1, ys[1], ...ys.slice(2).map(() => 1)]), ys);
+}
+
+registerRule({ opType: 'Conv', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, false), tangent: (ctx) => affineBilinearTangent(ctx, (tb, ys) => channelBias(ctx, tb, ys)) });
+registerRule({ opType: 'ConvTranspose', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, true), tangent: (ctx) => affineBilinearTangent(ctx, (tb, ys) => channelBias(ctx, tb, ys)) });
 
 registerRule({
   opType: 'MaxPool',
@@ -269,6 +291,14 @@ registerRule({
     const flatIdx = e.reshape(indices, [m]);
     const flat = e.one('ScatterElements', [e.zeros([total]), flatIdx, e.reshape(ctx.dy[0]!, [m])], [total], { axis: 0, reduction: 'add' });
     return [e.reshape(flat, xs)];
+  },
+  // The tangent at each window's maximum, read through the same Indices.
+  tangent(ctx) {
+    const e = ctx.e;
+    const indices = ctx.node.output[1];
+    if (!indices) ctx.fail('MaxPool without an Indices output reached the tangent pass');
+    const total = e.shape(ctx.node.input[0]).reduce((a, b) => a * b, 1);
+    return [e.one('Gather', [e.reshape(ctx.t[0]!, [total]), indices], e.shape(ctx.node.output[0]), { axis: 0 }), undefined];
   },
 });
 
@@ -316,6 +346,7 @@ registerRule({
     const ones = e.constF(new Float32Array(c * kernel.reduce((a, b) => a * b, 1)).fill(1), [c, 1, ...kernel]);
     return [e.one('ConvTranspose', [scaled, ones], xs, transposeAttrs(win, xs.slice(2), outSpatial, c))];
   },
+  tangent: 'linear',
 });
 
 registerRule({
@@ -328,14 +359,23 @@ registerRule({
     const area = xs.slice(2).reduce((a, b) => a * b, 1);
     return [e.expand(e.mul(ctx.dy[0]!, e.scalar(1 / area)), xs)];
   },
+  tangent: 'linear',
 });
+
+/** 1 where x equals its reduction's extreme `yKeep` (kept dims), else 0. */
+function extremeMask(ctx: RuleContext, x: string, yKeep: string): string {
+  const xs = ctx.e.shape(x);
+  return ctx.e.one('Cast', [ctx.e.one('Equal', [x, yKeep], xs)], xs, { to: 1 });
+}
 
 /** The gradient goes to every element equal to its window's maximum. */
 function maskedByExtreme(ctx: BackwardContext, x: string, yKeep: string, dyKeep: string): string {
-  const e = ctx.e;
-  const xs = e.shape(x);
-  const mask = e.one('Cast', [e.one('Equal', [x, yKeep], xs)], xs, { to: 1 });
-  return e.mul(mask, e.expand(dyKeep, xs));
+  return ctx.e.mul(extremeMask(ctx, x, yKeep), ctx.e.expand(dyKeep, ctx.e.shape(x)));
+}
+
+/** Tangent of a max/min over `axes`: the tangents at the extreme elements, summed (the adjoint of maskedByExtreme). */
+function tangentAtExtreme(ctx: TangentContext, x: string, yKeep: string, axes: number[], keepdims: boolean): string {
+  return ctx.e.reduceSum(ctx.e.mul(extremeMask(ctx, x, yKeep), ctx.t[0]!), axes, keepdims);
 }
 
 registerRule({
@@ -343,6 +383,10 @@ registerRule({
   since: 1,
   diffInputs: [0],
   backward: (ctx) => [maskedByExtreme(ctx, ctx.node.input[0], ctx.node.output[0], ctx.dy[0]!)],
+  tangent(ctx) {
+    const x = ctx.node.input[0];
+    return [tangentAtExtreme(ctx, x, ctx.node.output[0], ctx.e.shape(x).slice(2).map((_, i) => i + 2), true)];
+  },
 });
 
 registerRule({
@@ -374,6 +418,7 @@ registerRule({
     }
     return grads;
   },
+  tangent: (ctx) => affineBilinearTangent(ctx, (tc, ys) => ctx.e.expand(ctx.e.mul(tc, ctx.e.scalar(ctx.attrs.float('beta', 1))), ys)),
 });
 
 /** The last two axes swapped. */
@@ -386,6 +431,7 @@ registerRule({
   opType: 'MatMul',
   since: 13,
   diffInputs: 'all',
+  tangent: 'multilinear',
   backward(ctx) {
     const e = ctx.e;
     const [a, b] = ctx.node.input;
@@ -416,4 +462,4 @@ registerRule({
   },
 });
 
-export { maskedByExtreme };
+export { maskedByExtreme, tangentAtExtreme };

@@ -2,7 +2,7 @@
  * Gradients of the broadcasting arithmetic ops and the pointwise activations: each input's
  * gradient is computed at the output's shape and summed back over broadcast axes.
  */
-import { registerRule, registerRules, type BackwardContext } from './registry.js';
+import { registerRule, registerRules, type BackwardContext, type RuleContext } from './registry.js';
 
 type Grads = (string | undefined)[];
 
@@ -13,6 +13,7 @@ function toInput(ctx: BackwardContext, i: number, g: string): string {
 
 registerRules(['Add', 'Sub'], 7, (op) => ({
   diffInputs: 'all',
+  tangent: 'linear',
   backward(ctx) {
     const dy = ctx.dy[0]!;
     const e = ctx.e;
@@ -27,6 +28,7 @@ registerRule({
   opType: 'Sum',
   since: 8,
   diffInputs: 'all',
+  tangent: 'linear',
   backward: (ctx) => ctx.node.input.map((_, i) => (ctx.needs[i] ? toInput(ctx, i, ctx.dy[0]!) : undefined)),
 });
 
@@ -34,6 +36,7 @@ registerRule({
   opType: 'Mul',
   since: 7,
   diffInputs: 'all',
+  tangent: 'multilinear',
   backward(ctx) {
     const [a, b] = ctx.node.input;
     const dy = ctx.dy[0]!;
@@ -60,6 +63,15 @@ registerRule({
     if (ctx.needs[1]) grads[1] = toInput(ctx, 1, e.unary('Neg', e.mul(dyOverB, y)));
     return grads;
   },
+  // t = (ta − y·tb) / b
+  tangent(ctx) {
+    const b = ctx.node.input[1];
+    const y = ctx.node.output[0];
+    const e = ctx.e;
+    const [ta, tb] = ctx.t;
+    const numerator = ta && tb ? e.sub(ta, e.mul(y, tb)) : ta ? ta : e.unary('Neg', e.mul(y, tb!));
+    return [e.expand(e.div(numerator, b), e.shape(y))];
+  },
 });
 
 registerRule({
@@ -77,12 +89,23 @@ registerRule({
     if (ctx.needs[1]) grads[1] = toInput(ctx, 1, e.mul(dy, e.mul(y, e.unary('Log', a))));
     return grads;
   },
+  tangent(ctx) {
+    const [a, b] = ctx.node.input;
+    const y = ctx.node.output[0];
+    const e = ctx.e;
+    const [ta, tb] = ctx.t;
+    const terms: string[] = [];
+    if (ta) terms.push(e.expand(e.mul(ta, e.mul(b, e.binary('Pow', a, e.sub(b, e.scalar(1)), e.shape(y)))), e.shape(y)));
+    if (tb) terms.push(e.expand(e.mul(tb, e.mul(y, e.unary('Log', a))), e.shape(y)));
+    return [e.sum(terms)];
+  },
 });
 
 registerRule({
   opType: 'Where',
   since: 9,
   diffInputs: [1, 2],
+  tangent: 'linear',
   backward(ctx) {
     const [c] = ctx.node.input;
     const e = ctx.e;
@@ -97,24 +120,25 @@ registerRule({
   },
 });
 
-/** Pointwise ops y = f(x): the derivative written from x and y. */
-function pointwise(opType: string, since: number, derivative: (ctx: BackwardContext, x: string, y: string) => string): void {
+/** Pointwise ops y = f(x): the derivative written from x and y; dX = dY·f'(x), tY = tX·f'(x). */
+function pointwise(opType: string, since: number, derivative: (ctx: RuleContext, x: string, y: string) => string): void {
   registerRule({
     opType,
     since,
     diffInputs: [0],
     backward: (ctx) => [ctx.e.mul(ctx.dy[0]!, derivative(ctx, ctx.node.input[0], ctx.node.output[0]))],
+    tangent: (ctx) => [ctx.e.mul(ctx.t[0]!, derivative(ctx, ctx.node.input[0], ctx.node.output[0]))],
   });
 }
 
 /** 1 where x > 0, else 0 (float). */
-function positive(ctx: BackwardContext, x: string): string {
+function positive(ctx: RuleContext, x: string): string {
   const e = ctx.e;
   return e.one('Cast', [e.one('Greater', [x, e.scalar(0)], e.shape(x))], e.shape(x), { to: 1 });
 }
 
 /** 1 where lo < v < hi (open interval), else 0 (float). */
-function inside(ctx: BackwardContext, v: string, lo: number, hi: number): string {
+function inside(ctx: RuleContext, v: string, lo: number, hi: number): string {
   const e = ctx.e;
   const s = e.shape(v);
   const above = e.one('Greater', [v, e.scalar(lo)], s);
@@ -185,26 +209,43 @@ registerRule({
       ctx.needs[1] ? toInput(ctx, 1, e.one('Where', [pos, e.scalar(0), e.mul(dy, x)], s)) : undefined,
     ];
   },
+  // t = tx where x > 0, else slope·tx + x·tslope
+  tangent(ctx) {
+    const [x, slope] = ctx.node.input;
+    const e = ctx.e;
+    const s = e.shape(ctx.node.output[0]);
+    const [tx, ts] = ctx.t;
+    const negative = [tx ? e.mul(tx, slope) : undefined, ts ? e.mul(x, ts) : undefined].filter((v): v is string => !!v).map((v) => e.expand(v, s));
+    const pos = e.one('Greater', [x, e.scalar(0)], e.shape(x));
+    return [e.one('Where', [pos, tx ?? e.scalar(0), e.sum(negative)], s)];
+  },
 });
 
-/** Clip (limits as inputs since opset 11): the gradient passes where min < x < max. */
+/** Clip (limits as inputs since opset 11): derivative 1 where min < x < max, else 0 (undefined: no limits). */
+function clipMask(ctx: RuleContext): string | undefined {
+  const [x, lo, hi] = ctx.node.input;
+  const min = lo ? ctx.requireValue(1, 'min')[0] : -Infinity;
+  const max = hi ? ctx.requireValue(2, 'max')[0] : Infinity;
+  const e = ctx.e;
+  const s = e.shape(x);
+  const conds: string[] = [];
+  if (Number.isFinite(min)) conds.push(e.one('Greater', [x, e.scalar(min)], s));
+  if (Number.isFinite(max)) conds.push(e.one('Less', [x, e.scalar(max)], s));
+  if (conds.length === 0) return undefined;
+  return e.one('Cast', [conds.length === 2 ? e.one('And', conds, s) : conds[0]], s, { to: 1 });
+}
+
 registerRule({
   opType: 'Clip',
   since: 11,
   diffInputs: [0],
   backward(ctx) {
-    const [, lo, hi] = ctx.node.input;
-    const min = lo ? ctx.requireValue(1, 'min')[0] : -Infinity;
-    const max = hi ? ctx.requireValue(2, 'max')[0] : Infinity;
-    const x = ctx.node.input[0];
-    const e = ctx.e;
-    const s = e.shape(x);
-    const conds: string[] = [];
-    if (Number.isFinite(min)) conds.push(e.one('Greater', [x, e.scalar(min)], s));
-    if (Number.isFinite(max)) conds.push(e.one('Less', [x, e.scalar(max)], s));
-    if (conds.length === 0) return [ctx.dy[0]];
-    const mask = conds.length === 2 ? e.one('And', conds, s) : conds[0];
-    return [e.mul(ctx.dy[0]!, e.one('Cast', [mask], s, { to: 1 }))];
+    const mask = clipMask(ctx);
+    return [mask ? ctx.e.mul(ctx.dy[0]!, mask) : ctx.dy[0]];
+  },
+  tangent(ctx) {
+    const mask = clipMask(ctx);
+    return [mask ? ctx.e.mul(ctx.t[0]!, mask) : ctx.t[0]];
   },
 });
 
@@ -217,4 +258,5 @@ registerRule({
   since: 6,
   diffInputs: [0],
   backward: (ctx) => [ctx.attrs.int('to', 1) === 1 ? ctx.dy[0] : undefined],
+  tangent: (ctx) => [ctx.attrs.int('to', 1) === 1 ? ctx.t[0] : undefined],
 });

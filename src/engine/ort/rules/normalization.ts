@@ -5,8 +5,8 @@
  * reports its new running statistics. LayerNormalization and InstanceNormalization are always
  * lowered. Their primitives carry their own rules.
  */
-import { maskedByExtreme } from './conv.js';
-import { registerRule, registerRules, type BackwardContext, type LowerContext } from './registry.js';
+import { maskedByExtreme, tangentAtExtreme } from './conv.js';
+import { registerRule, registerRules, type LowerContext, type RuleContext } from './registry.js';
 
 /** y = (x − mean)/sqrt(var + ε) over `axes`, emitted as primitives; returns y, mean, var, 1/std. */
 function standardize(ctx: LowerContext, x: string, axes: number[], epsilon: number) {
@@ -70,6 +70,21 @@ registerRule({
       ctx.needs[2] ? e.reduceSum(dy, axes, false) : undefined,
     ];
   },
+  // Inference: y = scale·(x − mean)/σ + B, so t = scale·tx/σ + tscale·(x − mean)/σ + tB.
+  tangent(ctx) {
+    const e = ctx.e;
+    const [x, scale, , mean, variance] = ctx.node.input;
+    const [tx, ts, tb] = ctx.t;
+    const xs = e.shape(x);
+    const c = xs[1];
+    const view = (t: string) => e.reshape(t, [1, c, ...Array(xs.length - 2).fill(1)]);
+    const invStd = e.unary('Reciprocal', e.unary('Sqrt', e.add(variance, e.scalar(ctx.attrs.float('epsilon', 1e-5)))));
+    const terms: string[] = [];
+    if (tx) terms.push(e.mul(tx, view(e.mul(scale, invStd))));
+    if (ts) terms.push(e.mul(view(ts), e.mul(e.sub(x, view(mean)), view(invStd))));
+    if (tb) terms.push(e.expand(view(tb), xs));
+    return [e.sum(terms)];
+  },
 });
 
 /**
@@ -111,7 +126,7 @@ registerRule({
 });
 
 /** The reduced axes of a Reduce* node (attribute, or input 1 where the opset takes it). */
-function reducedAxes(ctx: BackwardContext, axesAsInput: boolean): number[] {
+function reducedAxes(ctx: RuleContext, axesAsInput: boolean): number[] {
   const rank = ctx.shape(ctx.node.input[0]).length;
   const given = axesAsInput ? (ctx.node.input[1] ? ctx.requireValue(1, 'axes') : undefined) : ctx.attrs.ints('axes');
   if (!given || given.length === 0) {
@@ -153,6 +168,29 @@ function registerReduce(opType: string, since: number, axesAsInput: boolean): vo
           return ctx.fail('no gradient rule');
       }
     },
+    tangent(ctx) {
+      const e = ctx.e;
+      const [x] = ctx.node.input;
+      const y = ctx.node.output[0];
+      const tx = ctx.t[0]!;
+      const axes = reducedAxes(ctx, axesAsInput);
+      const keep = ctx.attrs.int('keepdims', 1) === 1;
+      const keepShape = e.shape(x).map((d, i) => (axes.includes(i) ? 1 : d));
+      switch (opType) {
+        case 'ReduceSum':
+        case 'ReduceMean':
+          return ctx.replay(axesAsInput ? [tx, ...ctx.node.input.slice(1)] : [tx]);
+        case 'ReduceMax':
+        case 'ReduceMin':
+          return [tangentAtExtreme(ctx, x, e.reshape(y, keepShape), axes, keep)];
+        case 'ReduceL2': // Σ x·tx / y
+          return [e.div(e.reduceSum(e.mul(x, tx), axes, keep), y)];
+        case 'ReduceSumSquare':
+          return [e.reduceSum(e.mul(e.mul(x, e.scalar(2)), tx), axes, keep)];
+        default:
+          return ctx.fail('no tangent rule');
+      }
+    },
   });
 }
 
@@ -167,11 +205,23 @@ registerRules(['Softmax', 'LogSoftmax'], 13, (op) => ({
   backward(ctx) {
     const e = ctx.e;
     const y = ctx.node.output[0];
-    const rank = e.shape(y).length;
-    let axis = ctx.attrs.int('axis', -1);
-    if (axis < 0) axis += rank;
+    const axis = softmaxAxis(ctx);
     const dy = ctx.dy[0]!;
     if (op === 'Softmax') return [e.mul(y, e.sub(dy, e.reduceSum(e.mul(dy, y), [axis], true)))];
     return [e.sub(dy, e.mul(e.unary('Exp', y), e.reduceSum(dy, [axis], true)))];
   },
+  tangent(ctx) {
+    const e = ctx.e;
+    const y = ctx.node.output[0];
+    const axis = softmaxAxis(ctx);
+    const tx = ctx.t[0]!;
+    if (op === 'Softmax') return [e.mul(y, e.sub(tx, e.reduceSum(e.mul(y, tx), [axis], true)))];
+    return [e.sub(tx, e.reduceSum(e.mul(e.unary('Exp', y), tx), [axis], true))];
+  },
 }));
+
+function softmaxAxis(ctx: RuleContext): number {
+  const rank = ctx.shape(ctx.node.output[0]).length;
+  const axis = ctx.attrs.int('axis', -1);
+  return axis < 0 ? axis + rank : axis;
+}

@@ -3,7 +3,9 @@
  * and resolved against the model's opset like the importer's converters. A rule may rewrite
  * its forward node into primitive nodes (`lower`: training-mode BatchNormalization, the
  * normalizations, MaxPool with its Indices output) and writes the vector-Jacobian product of
- * the node as standard ONNX nodes (`backward`).
+ * the node as standard ONNX nodes (`backward`), and its Jacobian-vector product (`tangent`),
+ * which forward-mode differentiation of a whole training graph uses for exact Hessian-vector
+ * products (see ../tangents.ts).
  */
 import type { Attributes } from '../../../import/attributes.js';
 import type { NodeProto } from '../../../onnx/schema.js';
@@ -40,6 +42,23 @@ export interface BackwardContext extends RuleContext {
   indexMap(dataInput: number): Promise<Int32Array>;
 }
 
+export interface TangentContext extends RuleContext {
+  /** Tangent of each input (undefined: zero or not differentiable). */
+  readonly t: readonly (string | undefined)[];
+  /** Emit this node again (same op and attributes) on other inputs; returns its outputs. */
+  replay(inputs: string[]): string[];
+}
+
+/**
+ * How a node's output tangents follow from its input tangents:
+ * - 'linear': the op is linear in its differentiable inputs jointly (Add, Reshape, Slice, ...):
+ *   the node itself applied to the tangents (zeros where an input has none);
+ * - 'multilinear': linear in each differentiable input separately (Mul, MatMul): the sum over
+ *   inputs with a tangent of the node with that input replaced by its tangent;
+ * - a function for everything else.
+ */
+export type TangentRule = 'linear' | 'multilinear' | ((ctx: TangentContext) => (string | undefined)[]);
+
 export interface GradRule {
   readonly opType: string;
   readonly since: number;
@@ -49,6 +68,8 @@ export interface GradRule {
   lower?(ctx: LowerContext): boolean;
   /** Gradients for the inputs (undefined where none is needed or defined). */
   backward?(ctx: BackwardContext): Promise<(string | undefined)[]> | (string | undefined)[];
+  /** Output tangents from input tangents (forward mode, for Hessian-vector products). */
+  tangent?: TangentRule;
 }
 
 const rules = new Map<string, GradRule[]>();

@@ -10,6 +10,7 @@ import { registerRule, registerRules, type BackwardContext } from './registry.js
 /** dX = the upstream gradient with the input's shape. */
 registerRules(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity'], 1, () => ({
   diffInputs: [0],
+  tangent: 'linear',
   backward: (ctx) => [ctx.e.reshape(ctx.dy[0]!, ctx.shape(ctx.node.input[0]))],
 }));
 
@@ -18,6 +19,7 @@ registerRule({
   opType: 'Dropout',
   since: 12,
   diffInputs: [0],
+  tangent: 'linear',
   lower(ctx) {
     if (!ctx.training) return false;
     const [x, ratioInput] = ctx.node.input;
@@ -34,6 +36,7 @@ registerRule({
   opType: 'Transpose',
   since: 1,
   diffInputs: [0],
+  tangent: 'linear',
   backward(ctx) {
     const rank = ctx.shape(ctx.node.input[0]).length;
     const perm = ctx.attrs.ints('perm', Array.from({ length: rank }, (_, i) => rank - 1 - i));
@@ -50,6 +53,7 @@ registerRule({
   opType: 'Concat',
   since: 13,
   diffInputs: 'all',
+  tangent: 'linear',
   backward(ctx) {
     const e = ctx.e;
     const ys = ctx.shape(ctx.node.output[0]);
@@ -65,6 +69,7 @@ registerRule({
   opType: 'Split',
   since: 13,
   diffInputs: [0],
+  tangent: 'linear',
   backward(ctx) {
     const e = ctx.e;
     const xs = ctx.shape(ctx.node.input[0]);
@@ -79,6 +84,7 @@ registerRule({
   opType: 'Expand',
   since: 8,
   diffInputs: [0],
+  tangent: 'linear',
   backward: (ctx) => [ctx.e.unbroadcast(ctx.dy[0]!, ctx.shape(ctx.node.input[0]))],
 });
 
@@ -87,6 +93,7 @@ registerRule({
   opType: 'Tile',
   since: 6,
   diffInputs: [0],
+  tangent: 'linear',
   backward(ctx) {
     const e = ctx.e;
     const xs = ctx.shape(ctx.node.input[0]);
@@ -122,6 +129,7 @@ registerRule({
   opType: 'Slice',
   since: 13,
   diffInputs: [0],
+  tangent: 'linear',
   async backward(ctx) {
     const xs = ctx.shape(ctx.node.input[0]);
     const ys = ctx.shape(ctx.node.output[0]);
@@ -160,12 +168,15 @@ registerRule({
     }
     return [await scatterThroughMap(ctx)];
   },
+  // Linear in the data; constant padding pads the tangent with zeros whatever the pad value.
+  tangent: (ctx) => ctx.replay(ctx.node.input.map((name, i) => (i === 0 ? ctx.t[0]! : i === 2 ? '' : name))),
 });
 
 registerRule({
   opType: 'Gather',
   since: 13,
   diffInputs: [0],
+  tangent: 'linear',
   backward: async (ctx) => [await scatterThroughMap(ctx)],
 });
 
@@ -173,8 +184,20 @@ registerRule({
   opType: 'Resize',
   since: 13,
   diffInputs: [0],
+  tangent: 'linear',
   async backward(ctx) {
     if (ctx.attrs.string('mode', 'nearest') !== 'nearest') ctx.fail(`mode '${ctx.attrs.string('mode')}' has no gradient rule (only nearest)`);
     return [await scatterThroughMap(ctx)];
   },
+});
+
+/**
+ * ScatterElements appears in generated backward graphs (max-pool and index-map gradients):
+ * linear in its data and updates, so only its tangent is needed.
+ */
+registerRule({
+  opType: 'ScatterElements',
+  since: 16,
+  diffInputs: [0, 2],
+  tangent: 'linear',
 });
