@@ -111,6 +111,9 @@ function requireTfjsLoop(engine: string, what: string): void {
   if (engine === 'ort') throw new HardenError(`--engine ort: ${what} runs its own training loop on the tfjs engine only (use --engine tfjs or auto)`);
 }
 
+/** Pipeline methods that run on either engine (disposal; none trains nothing). */
+const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf']);
+
 const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
 export async function main(argv: string[]): Promise<number> {
@@ -134,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('engine', {
       choices: ENGINE_CHOICES,
       default: 'auto' as const,
-      describe: 'Training engine of train, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The dispose/prune/ntl/sophon/unsir loops run on tfjs',
+      describe: 'Training engine of train, dispose, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The prune/ntl/sophon/unsir loops run on tfjs',
     })
     .middleware((args) => {
       selectEngine(args.engine as EngineName | 'auto');
@@ -248,7 +251,6 @@ export async function main(argv: string[]): Promise<number> {
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
       async (args) => {
-        if (args.method !== 'none') requireTfjsLoop(args.engine, `harden dispose --method ${args.method}`);
         await initBackend(args.backend as BackendName | 'auto');
         const summary = await runDispose({
           model: args.model,
@@ -425,7 +427,7 @@ export async function main(argv: string[]): Promise<number> {
           if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HardenError(`'${name}' must be an object of settings (--${name} '{"key": value}' or in harden.config.json)`);
           return v as Record<string, unknown>;
         };
-        if (args.method !== 'none') requireTfjsLoop(args.engine, `--method ${args.method}`);
+        if (!ENGINE_NEUTRAL_METHODS.has(args.method)) requireTfjsLoop(args.engine, `--method ${args.method}`);
         await useDevice(args.device as 'cpu' | 'cuda', args.strict);
         const { report, exitCode: code, files } = await runPipeline({
           model: args.model,

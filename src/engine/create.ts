@@ -24,6 +24,11 @@ export function selectEngine(name: EngineName | 'auto'): EngineName {
   return selected;
 }
 
+/** The engine selectEngine last chose (tfjs when it was never called). */
+export function selectedEngine(): EngineName {
+  return selected;
+}
+
 export function createTrainable(model: OnnxModel, source?: string, engine: EngineName = selected): TrainableGraph {
   return engine === 'ort' ? new OrtTrainable(model, source) : new TfjsTrainable(model, source);
 }

@@ -15,6 +15,9 @@
  * small chunks, batch statistics would be noisy and differ between chunks (the per-chunk
  * gradients would then depend on chunk composition through BN), and the stored statistics of M
  * are kept as they are.
+ *
+ * The steps run on either training engine (settings.engine; see dispose-ort.ts for ort): the
+ * loop, samplers, random labels, checkpoints and the record are shared.
  */
 import { HARDEN_VERSION } from '../version.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,7 +36,9 @@ import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { restrictForget, restrictHead } from './forget-classes.js';
-import { buildSourceHead, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+import { buildSourceHead, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+import { selectedEngine, type EngineName } from '../engine/create.js';
+import { ortDisposeStepper } from './dispose-ort.js';
 
 export type DisposeMethod = 'gc' | 'ngc' | 'rtf' | 'utf' | 'none';
 
@@ -58,6 +63,8 @@ export interface DisposeSettings {
   probe?: Partial<ProbeSettings>;
   /** Dispose of these forget-data classes only (forget-classes.ts), e.g. an audit's lingering classes. */
   forgetClasses?: number[];
+  /** Training engine of the steps (default: the one selectEngine chose; tfjs when none was). */
+  engine?: EngineName;
 }
 
 /**
@@ -105,6 +112,32 @@ function fail(what: string): never {
   throw new HardenError(`dispose: ${what}`);
 }
 
+/** One engine's side of a disposal: its steps, weights and checkpoints. */
+export interface DisposeStepper {
+  /**
+   * One Adam step of L_KD on the target batch plus λ·(forget term) on the forget batch (split
+   * into k chunks for gc/ngc; rtfLabels are the random targets of rtf); returns both terms.
+   */
+  step(target: HostTensor, forget: { x: HostTensor; y: Int32Array }, rtfLabels: Int32Array | undefined): Promise<{ distillation: number; forget: number }>;
+  /** Current weights and BN statistics by initializer name (the model's own only). */
+  weights(): Map<string, Float32Array>;
+  save(dir: string, key: Record<string, unknown>, position: number, history: DisposeStepRecord[]): Promise<void>;
+  /** The checkpoint's position and history, with weights and optimizer state restored. */
+  restore(dir: string, key: Record<string, unknown>): Promise<{ position: number; history: DisposeStepRecord[] } | undefined>;
+  dispose(): void;
+}
+
+/** What a stepper is built from. */
+export interface DisposeProblem {
+  model: OnnxModel;
+  source: string;
+  /** The TL model's tfjs graph (built for the head and the checks; the tfjs stepper trains it). */
+  graph: ImportedGraph;
+  layout: HeadLayout;
+  head: SourceHead;
+  settings: DisposeSettings;
+}
+
 export function validateDisposeSettings(s: DisposeSettings, data: { retain: Dataset; forget: Dataset }): void {
   if (!['gc', 'ngc', 'rtf', 'utf', 'none'].includes(s.method)) fail(`method must be gc, ngc, rtf, utf or none, got '${String(s.method)}'`);
   if (!(Number.isFinite(s.lambda) && s.lambda >= 0)) fail(`lambda must be a finite number ≥ 0, got ${s.lambda}`);
@@ -139,13 +172,12 @@ export async function disposeModel(
   settings: DisposeSettings,
   run: DisposeRun = {},
 ): Promise<DisposeResult> {
-  const s = settings;
+  const s: DisposeSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateDisposeSettings(s, data);
   if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
   const graph = new ImportedGraph(model, source);
-  let teacher: ImportedGraph | undefined;
   let head: SourceHead | undefined;
-  let optimizer: tf.Optimizer | undefined;
+  let stepper: DisposeStepper | undefined;
   try {
     if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
     checkImagesFit(graph, data.retain, 'retain data');
@@ -158,26 +190,16 @@ export async function disposeModel(
     head = await buildSourceHead(graph, data.forget, { sourceModel: s.sourceModel, probe: { seed: s.seed, ...s.probe } });
     // A source model's head covers every source class: keep the chosen ones (a probe was fitted on them alone).
     if (s.forgetClasses && s.sourceModel) head = restrictHead(head, s.forgetClasses);
-    teacher = new ImportedGraph(model, source);
-    const inputName = graph.inputs[0].name;
-    const outputName = graph.outputNames[0];
-    const featureTensor = layout.head.featureTensor;
-    const headParams = new Set(layout.head.parameters);
-    const allNames = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
-    const backboneNames = allNames.filter((n) => !headParams.has(n));
-    if (backboneNames.length === 0) fail(`${source}: the model has no backbone parameters before its classifier`);
-    const allVars = allNames.map((n) => graph.variables.get(n)!);
-    const backboneVars = backboneNames.map((n) => graph.variables.get(n)!);
-    optimizer = tf.train.adam(s.learningRate);
+    const problem: DisposeProblem = { model, source, graph, layout, head, settings: s };
+    stepper = s.engine === 'ort' ? await ortDisposeStepper(problem) : tfjsDisposeStepper(problem);
 
     const key = settingsKey(s);
     let history: DisposeStepRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
-      const restored = await loadStepCheckpoint(run.checkpointDir, graph, optimizer, allVars, key);
+      const restored = await stepper.restore(run.checkpointDir, key);
       if (restored) {
-        history = restored.history as unknown as DisposeStepRecord[];
-        start = restored.position;
+        ({ history, position: start } = restored);
         run.progress?.onResume?.(start);
       }
     }
@@ -185,80 +207,114 @@ export async function disposeModel(
 
     const retain = new StepSampler(data.retain, s.batchSize, s.seed);
     const forget = new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
-    const per = s.forgetBatchSize / s.chunks;
     const every = run.checkpointEvery ?? 50;
-    const h = head;
-    const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
-    // Source-head logits of a forget batch through the (possibly substituted) backbone, inference mode.
-    const sourceLogits = (x: tf.Tensor, params?: Map<string, tf.Tensor>): tf.Tensor2D =>
-      h.logits(graph.run({ [inputName]: x }, { outputs: [featureTensor], parameters: params }).outputs.get(featureTensor)!);
-
     for (let step = start; step < s.steps; step++) {
       const tb = retain.batch(step);
       const fb = forget.batch(step);
       const rng = new Random((s.seed * 7919 + step * 104_729 + 3) >>> 0);
+      const rtfLabels = s.method === 'rtf' ? Int32Array.from(fb.y, () => rng.int(head!.classes)) : undefined;
+      const terms = await stepper.step(tb.x, fb, rtfLabels);
+      const record: DisposeStepRecord = { step: step + 1, distillation: terms.distillation, forget: terms.forget, loss: terms.distillation + s.lambda * terms.forget };
+      if (!Number.isFinite(record.loss)) throw new HardenError(`dispose: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate or lambda`);
+      history.push(record);
+      run.progress?.onStep?.(record);
+      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) await stepper.save(run.checkpointDir, key, step + 1, history);
+    }
+    return { proto: finish(model, stepper.weights(), s, history, head), history };
+  } finally {
+    stepper?.dispose();
+    head?.dispose();
+    graph.dispose();
+  }
+}
+
+/** The steps on the tfjs graph: exact double backprop for GC, one tf.Optimizer (Adam). */
+function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: DisposeProblem): DisposeStepper {
+  const teacher = new ImportedGraph(model, graph.source);
+  const inputName = graph.inputs[0].name;
+  const outputName = graph.outputNames[0];
+  const featureTensor = layout.head.featureTensor;
+  const { allNames, backboneNames } = parameterSplit(graph.source, [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n)), layout);
+  const allVars = allNames.map((n) => graph.variables.get(n)!);
+  const backboneVars = backboneNames.map((n) => graph.variables.get(n)!);
+  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  const per = s.forgetBatchSize / s.chunks;
+  const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
+  // Source-head logits of a forget batch through the (possibly substituted) backbone, inference mode.
+  const sourceLogits = (x: tf.Tensor, params?: Map<string, tf.Tensor>): tf.Tensor2D =>
+    h.logits(graph.run({ [inputName]: x }, { outputs: [featureTensor], parameters: params }).outputs.get(featureTensor)!);
+  return {
+    async step(target, fb, rtfLabels) {
       const values = tf.tidy(() => {
-        const xt = feed(tb.x);
-        const teacherLogits = teacher!.run(xt).outputs.get(outputName)! as tf.Tensor2D;
+        const xt = feed(target);
+        const teacherLogits = teacher.run(xt).outputs.get(outputName)! as tf.Tensor2D;
         const xs = feed(fb.x)[inputName];
         const kdLoss = () => distillationLoss(graph.run(xt).outputs.get(outputName)! as tf.Tensor2D, teacherLogits, s.temperature);
+        const kd = tf.variableGrads(kdLoss, allVars);
+        const grads: Record<string, tf.Tensor> = kd.grads;
         let forgetValue: tf.Scalar;
-        let kdValue: tf.Scalar;
-        let grads: Record<string, tf.Tensor>;
+        let forgetGrads: (tf.Tensor | undefined)[];
         if (s.method === 'gc' || s.method === 'ngc') {
-          const kd = tf.variableGrads(kdLoss, allVars);
-          kdValue = kd.value;
-          grads = kd.grads;
           const xChunks = tf.split(xs, s.chunks, 0);
           const yChunks = Array.from({ length: s.chunks }, (_, i) => tf.tensor1d(fb.y.subarray(i * per, (i + 1) * per), 'int32'));
           const perChunkLoss = (ps: tf.Tensor[], i: number): tf.Scalar =>
             crossEntropy(sourceLogits(xChunks[i], new Map(backboneNames.map((n, p) => [n, ps[p]]))), yChunks[i]);
           const gc = gradientCollision(perChunkLoss, backboneVars, s.chunks, { normalized: s.method === 'ngc' });
           forgetValue = gc.value;
-          if (s.lambda > 0) backboneVars.forEach((v, p) => (grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(gc.gradient[p], s.lambda))));
+          forgetGrads = gc.gradient;
         } else {
           const C = h.classes;
-          const target = s.method === 'rtf' ? tf.tensor1d(Int32Array.from(fb.y, () => rng.int(C)), 'int32') : undefined;
+          const labels = rtfLabels ? tf.tensor1d(rtfLabels, 'int32') : undefined;
           const forgetLoss = (): tf.Scalar => {
             const z = sourceLogits(xs);
-            if (target) return crossEntropy(z, target);
+            if (labels) return crossEntropy(z, labels);
             // KL(uniform ‖ softmax(z)) = mean_n Σ_c (1/C)(log(1/C) − log q_c)
             const logQ = tf.sub(z, tf.logSumExp(z, 1, true));
             return tf.mean(tf.sub(-Math.log(C), tf.mean(logQ, 1))) as tf.Scalar;
           };
-          const kd = tf.variableGrads(kdLoss, allVars);
-          kdValue = kd.value;
-          grads = kd.grads;
           // H_s is fixed and the forget term never reaches H_t: its gradient is on the backbone only.
           const fg = tf.variableGrads(forgetLoss, backboneVars);
           forgetValue = fg.value;
-          if (s.lambda > 0) for (const v of backboneVars) if (fg.grads[v.name]) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(fg.grads[v.name]!, s.lambda));
+          forgetGrads = backboneVars.map((v) => fg.grads[v.name]);
         }
-        optimizer!.applyGradients(grads);
-        return [kdValue, forgetValue];
+        if (s.lambda > 0) {
+          backboneVars.forEach((v, p) => {
+            const g = forgetGrads[p];
+            if (g) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(g, s.lambda));
+          });
+        }
+        optimizer.applyGradients(grads);
+        return [kd.value, forgetValue];
       });
-      const [kd, fv] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
+      const [distillation, forget] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
-      const record: DisposeStepRecord = { step: step + 1, distillation: kd, forget: fv, loss: kd + s.lambda * fv };
-      if (!Number.isFinite(record.loss)) throw new HardenError(`dispose: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate or lambda`);
-      history.push(record);
-      run.progress?.onStep?.(record);
-      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) {
-        await saveStepCheckpoint(run.checkpointDir, model, graph, optimizer, key, { position: step + 1, history: history as unknown as Record<string, unknown>[], tensors: new Map() });
-      }
-    }
-    return { proto: finish(model, graph, s, history, head), history };
-  } finally {
-    optimizer?.dispose();
-    head?.dispose();
-    teacher?.dispose();
-    graph.dispose();
-  }
+      return { distillation, forget };
+    },
+    weights: () => graph.readWeights(),
+    save: (dir, key, position, history) =>
+      saveStepCheckpoint(dir, model, graph, optimizer, key, { position, history: history as unknown as Record<string, unknown>[], tensors: new Map() }),
+    async restore(dir, key) {
+      const restored = await loadStepCheckpoint(dir, graph, optimizer, allVars, key);
+      return restored && { position: restored.position, history: restored.history as unknown as DisposeStepRecord[] };
+    },
+    dispose() {
+      optimizer.dispose();
+      teacher.dispose();
+    },
+  };
+}
+
+/** All learnable parameters and the backbone's (all but the classifier head's). */
+export function parameterSplit(source: string, learnable: readonly string[], layout: HeadLayout): { allNames: string[]; backboneNames: string[] } {
+  const headParams = new Set(layout.head.parameters);
+  const backboneNames = learnable.filter((n) => !headParams.has(n));
+  if (backboneNames.length === 0) fail(`${source}: the model has no backbone parameters before its classifier`);
+  return { allNames: [...learnable], backboneNames };
 }
 
 /** The disposed model with a Harden record (operation 'dispose') in metadata_props. */
-function finish(model: OnnxModel, graph: ImportedGraph, s: DisposeSettings, history: DisposeStepRecord[], head: SourceHead): ModelProto {
-  const proto = withWeights(model, graph.readWeights());
+function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: DisposeSettings, history: DisposeStepRecord[], head: SourceHead): ModelProto {
+  const proto = withWeights(model, weights);
   const first = history[0];
   const last = history.at(-1);
   const record: HardenRecord = {

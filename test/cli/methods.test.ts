@@ -27,6 +27,13 @@ describe('harden dispose', () => {
     const inspected = JSON.parse(harden('inspect', '--json', out).stdout);
     expect(inspected.harden.operation).toBe('dispose');
     expect(inspected.harden.settings.method).toBe('gc');
+    // --engine auto (the default) disposes on ort; --engine tfjs on the tfjs graph.
+    expect(inspected.harden.settings.engine).toBe('ort');
+    const tfjsOut = path.join(dir, 'disposed-tfjs.onnx');
+    const t = harden('dispose', MNIST_MODEL, '--retain', 'mnist:split=train,limit=128', '--forget', 'fashion-mnist:split=train,per-class=8',
+      '--steps', '1', '--batch-size', '16', '--forget-batch-size', '16', '--engine', 'tfjs', '--json', '-o', tfjsOut);
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(harden('inspect', '--json', tfjsOut).stdout).harden.settings.engine).toBe('tfjs');
   });
 
   it('bad settings are one-line errors', () => {

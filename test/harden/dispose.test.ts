@@ -24,7 +24,7 @@ const forget = synthetic(64, 2, 'quadrants');
 let model: OnnxModel;
 const sourceModel = tinyNet(4, 16, 9);
 
-const base: DisposeSettings = {
+const baseSettings: DisposeSettings = {
   method: 'gc', lambda: 1, chunks: 4, temperature: 2, learningRate: 1e-2, steps: 12, batchSize: 16, forgetBatchSize: 16, seed: 5, sourceModel,
 };
 
@@ -149,7 +149,8 @@ describe('source head', () => {
   });
 });
 
-describe('disposeModel', () => {
+describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine) => {
+  const base = { ...baseSettings, engine };
   it("'none' returns the model unchanged", async () => {
     const { proto, history } = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'none' });
     expect(history).toEqual([]);
@@ -233,6 +234,22 @@ describe('disposeModel', () => {
     expect(resumed.history).toEqual(full.history);
     const a = logitsOf(full.proto, retain), b = logitsOf(resumed.proto, retain);
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
+  });
+
+});
+
+describe('disposeModel', () => {
+  const base = baseSettings;
+
+  it('the two engines agree on the first step (forget term at M₀, and distillation ≈ 0)', async () => {
+    for (const method of ['gc', 'ngc', 'rtf', 'utf'] as const) {
+      const [a, b] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method, steps: 1, engine })));
+      const [ra, rb] = [a.history[0]!, b.history[0]!];
+      expect(Math.abs(ra.forget - rb.forget)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ra.forget)));
+      expect(Math.abs(ra.distillation)).toBeLessThan(1e-5);
+      expect(Math.abs(rb.distillation)).toBeLessThan(1e-5);
+      expect([a, b].map((r) => readHardenRecord(r.proto)!.settings!.engine)).toEqual(['tfjs', 'ort']);
+    }
   });
 
   it('rejects bad settings and data with one-line HardenErrors', async () => {

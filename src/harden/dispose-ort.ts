@@ -1,0 +1,144 @@
+/**
+ * Disposal steps on the ort engine (see dispose.ts for the loss). H_s is attached to the TL
+ * model's feature tensor as one more Gemm output of the ONNX graph, so every term is a loss of
+ * the generated training graph: L_KD on the model's logits against the teacher's
+ * softmax(z₀/T) (fed targets; the teacher is the same graph at the initial weights), the
+ * forget terms on the H_s logits with one-hot, random or uniform targets. GC takes its chunk
+ * gradients and exact Hessian-vector products from the engine (gradient-collision-host.ts).
+ * H_s's own initializers are fed but never differentiated or updated.
+ */
+import { HardenError } from '../errors.js';
+import { OrtTrainable } from '../engine/ort-engine.js';
+import { cloneModel, type OnnxModel } from '../onnx/model.js';
+import { AttributeType, newAttribute, newNode, newTypeProto, newValueInfo } from '../onnx/schema.js';
+import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
+import { exportModel } from '../export/export.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
+import { mkdir } from 'node:fs/promises';
+import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
+import { parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+
+const HEAD_PREFIX = 'harden_source_head/';
+const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
+
+/** The model with H_s (weight [F, C], bias [C]) on `featureTensor` as an extra output SOURCE_LOGITS. */
+function withSourceHead(model: OnnxModel, featureTensor: string, weight: Float32Array, bias: Float32Array, classes: number): OnnxModel {
+  const proto = cloneModel(model.proto);
+  const g = proto.graph!;
+  const features = weight.length / classes;
+  const flat = `${HEAD_PREFIX}features`;
+  g.initializer.push(
+    makeTensorProto(`${HEAD_PREFIX}weight`, { dtype: 'float32', shape: [features, classes], data: weight }),
+    makeTensorProto(`${HEAD_PREFIX}bias`, { dtype: 'float32', shape: [classes], data: bias }),
+  );
+  g.node.push(
+    newNode({ name: `${HEAD_PREFIX}flatten`, op_type: 'Flatten', input: [featureTensor], output: [flat], attribute: [newAttribute({ name: 'axis', type: AttributeType.INT, i: 1 })] }),
+    newNode({ name: `${HEAD_PREFIX}gemm`, op_type: 'Gemm', input: [flat, `${HEAD_PREFIX}weight`, `${HEAD_PREFIX}bias`], output: [SOURCE_LOGITS] }),
+  );
+  const batch = g.output[0]?.type?.tensor_type?.shape?.dim?.[0] ?? { dim_param: 'batch' };
+  g.output.push(newValueInfo({ name: SOURCE_LOGITS, type: newTypeProto({ tensor_type: { elem_type: 1, shape: { dim: [batch, { dim_value: classes }] } } }) }));
+  return { ...model, proto };
+}
+
+/** Row-wise softmax(z/T) of [N, C] logits. */
+function softmaxRows(z: Float32Array, classes: number, T: number): Float32Array {
+  const q = new Float32Array(z.length);
+  for (let r = 0; r < z.length / classes; r++) {
+    const row = z.subarray(r * classes, (r + 1) * classes);
+    const max = Math.max(...row);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += (q[r * classes + c] = Math.exp((row[c] - max) / T));
+    for (let c = 0; c < classes; c++) q[r * classes + c] /= sum;
+  }
+  return q;
+}
+
+/** mean_n Σ_c q log q: the engine's cross-entropy loss plus T² times this is T²·KL. */
+function meanNegEntropy(q: Float32Array, rows: number): number {
+  let s = 0;
+  for (const v of q) if (v > 0) s += v * Math.log(v);
+  return s / rows;
+}
+
+function oneHot(labels: Int32Array, classes: number): Float32Array {
+  const q = new Float32Array(labels.length * classes);
+  labels.forEach((l, i) => (q[i * classes + l] = 1));
+  return q;
+}
+
+function sumInto(into: Map<string, Float32Array>, add: Map<string, Float32Array>, scale: number): void {
+  for (const [name, g] of add) {
+    const target = into.get(name);
+    if (!target) into.set(name, Float32Array.from(g, (v) => v * scale));
+    else for (let i = 0; i < g.length; i++) target[i] += scale * g[i];
+  }
+}
+
+export async function ortDisposeStepper({ model, source, graph, layout, head, settings: s }: DisposeProblem): Promise<DisposeStepper> {
+  const C = head.classes;
+  const stitched = withSourceHead(model, layout.head.featureTensor, head.weight.dataSync() as Float32Array, head.bias.dataSync() as Float32Array, C);
+  const engine = new OrtTrainable(stitched, source);
+  const headNames = new Set([`${HEAD_PREFIX}weight`, `${HEAD_PREFIX}bias`]);
+  const learnable = engine.parameterNames.filter((n) => !headNames.has(n));
+  const { allNames, backboneNames } = parameterSplit(source, learnable, layout);
+  const initial = engine.weights();
+  const modelNames = new Set((model.proto.graph?.initializer ?? []).map((t) => t.name ?? ''));
+  engine.setOptimizer({ kind: 'adam', learningRate: s.learningRate });
+  const out = engine.outputName;
+  const T = s.temperature;
+  const per = s.forgetBatchSize / s.chunks;
+  // GC's chunk losses: cross-entropy of the H_s logits.
+  const sourceHeadLosses: FirstOrderEngine = {
+    crossEntropyGradients: (x, labels, opts) => engine.run(x, { training: false, wrt: opts.wrt, losses: [{ tensor: SOURCE_LOGITS, targets: oneHot(labels, C) }] }),
+    hessianVectorProduct: async (x, labels, v) =>
+      (await engine.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: SOURCE_LOGITS, targets: oneHot(labels, C) }], direction: v })).hessianVector,
+  };
+  const weights = () => new Map([...engine.weights()].filter(([n]) => modelNames.has(n)));
+
+  return {
+    async step(target: HostTensor, fb, rtfLabels) {
+      const rows = target.shape[0];
+      const teacher = await engine.run(target, { training: false, outputs: [out], override: initial });
+      const q = softmaxRows(teacher.tensors.get(out)!.data as Float32Array, teacher.tensors.get(out)!.shape[1], T);
+      const kd = await engine.run(target, { training: false, wrt: allNames, losses: [{ tensor: out, targets: q, temperature: T }] });
+      const grads = new Map(kd.gradients);
+      const distillation = kd.loss! + T * T * meanNegEntropy(q, rows);
+      let forget: number;
+      if (s.method === 'gc' || s.method === 'ngc') {
+        const size = fb.x.data.length / fb.x.shape[0];
+        const chunks = Array.from({ length: s.chunks }, (_, i) => ({
+          x: { ...fb.x, shape: [per, ...fb.x.shape.slice(1)], data: (fb.x.data as Float32Array).subarray(i * per * size, (i + 1) * per * size) },
+          labels: fb.y.subarray(i * per, (i + 1) * per),
+        }));
+        const gc = await gradientCollisionHost(sourceHeadLosses, chunks, backboneNames, { normalized: s.method === 'ngc' });
+        forget = gc.value;
+        if (s.lambda > 0) sumInto(grads, gc.gradient, s.lambda);
+      } else {
+        // rtf: cross-entropy to random labels; utf: KL(uniform ‖ q) = CE(uniform, q) − log C.
+        const targets = rtfLabels ? oneHot(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);
+        const fr = await engine.run(fb.x, { training: false, wrt: backboneNames, losses: [{ tensor: SOURCE_LOGITS, targets }] });
+        forget = rtfLabels ? fr.loss! : fr.loss! - Math.log(C);
+        if (s.lambda > 0) sumInto(grads, fr.gradients, s.lambda);
+      }
+      engine.applyGradients(grads);
+      return { distillation, forget };
+    },
+    weights,
+    async save(dir, key, position, history) {
+      await mkdir(dir, { recursive: true });
+      await exportModel(model, weights(), checkpointModelPath(dir), { overwrite: true });
+      await writeState(dir, { version: 1, epoch: position, settings: key, history: history as unknown as Record<string, unknown>[], optimizer: encodeOptimizer(await engine.optimizerState()) });
+    },
+    async restore(dir, key) {
+      const checkpoint = await openCheckpoint(dir, key);
+      if (!checkpoint) return undefined;
+      const restored = new Map([...weights().keys()].map((n) => [n, checkpoint.weights.get(n)]));
+      const missing = [...restored].find(([, v]) => !v);
+      if (missing) throw new HardenError(`${dir}: checkpoint has no weight '${missing[0]}'`);
+      engine.setWeights(restored as Map<string, Float32Array>);
+      await engine.setOptimizerState(decodeOptimizer(checkpoint.state.optimizer));
+      return { position: checkpoint.state.epoch, history: checkpoint.state.history as unknown as DisposeStepRecord[] };
+    },
+    dispose: () => engine.dispose(),
+  };
+}
