@@ -111,8 +111,8 @@ function requireTfjsLoop(engine: string, what: string): void {
   if (engine === 'ort') throw new HardenError(`--engine ort: ${what} runs its own training loop on the tfjs engine only (use --engine tfjs or auto)`);
 }
 
-/** Pipeline methods that run on either engine (disposal; none trains nothing). */
-const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf']);
+/** Pipeline methods that run on either engine (disposal, pruning; none trains nothing). */
+const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude']);
 
 const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
@@ -137,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('engine', {
       choices: ENGINE_CHOICES,
       default: 'auto' as const,
-      describe: 'Training engine of train, dispose, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The prune/ntl/sophon/unsir loops run on tfjs',
+      describe: 'Training engine of train, dispose, prune, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The ntl/sophon/unsir loops run on tfjs',
     })
     .middleware((args) => {
       selectEngine(args.engine as EngineName | 'auto');
@@ -306,7 +306,6 @@ export async function main(argv: string[]): Promise<number> {
       async (args) => {
         if (!(args.sparsity >= 0 && args.sparsity < 1)) throw new HardenError(`--sparsity must be in [0, 1), got ${args.sparsity}`);
         if (args.method === 'ntp' && !args.block) throw new HardenError('--method ntp needs --block (the unauthorized domain\'s data)');
-        requireTfjsLoop(args.engine, `harden prune --method ${args.method}`);
         await initBackend(args.backend as BackendName | 'auto');
         const summary = await runPrune({
           model: args.model,

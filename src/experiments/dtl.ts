@@ -13,6 +13,7 @@ import { reinitialize } from '../verify/reinit.js';
 import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../harden/dispose.js';
 import { arg, meanStd, ROOT } from './common.js';
+import { selectEngine, type EngineName } from '../engine/create.js';
 
 /**
  * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
@@ -31,6 +32,8 @@ const LR = Number(arg('lr', String(DEFAULT_DISPOSE_SETTINGS.learningRate)));
 const METHODS = arg('methods', 'rtf,utf,gc').split(',') as DisposeMethod[];
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
+/** Training engine of every row (TL, target-only, disposal, PL attacks). */
+const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
 const PL: Omit<PiggybackOptions, 'seed'> = { epochs: 10, batchSize: 10, learningRates: [1e-3, 3e-3] };
 const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
   epochs, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
@@ -91,7 +94,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

@@ -37,3 +37,45 @@ export function fisherRatio(features: tf.Tensor, labels: Int32Array, epsilon = 1
     return tf.div(between, tf.add(within, epsilon)) as tf.Scalar;
   });
 }
+
+/**
+ * fisherRatio on host arrays ([n, F] row-major features), with its gradient in the features:
+ *   ∂S_W/∂f_i = 2(f_i − μ_c)/n_c,   ∂S_B/∂f_i = 2(μ_c − μ̄)/(K·n_c)   (i ∈ c; the terms through μ_c
+ *   and μ̄ vanish because deviations from a mean sum to zero), and the quotient rule.
+ * For engines that differentiate the model only (the ort engine: the gradient is fed upstream).
+ */
+export function fisherRatioWithGradient(features: Float32Array, labels: Int32Array, epsilon = 1e-8): { value: number; gradient: Float32Array } {
+  const n = labels.length;
+  const F = features.length / n;
+  const present = [...new Set(labels)].sort((a, b) => a - b);
+  const column = new Map(present.map((c, k) => [c, k]));
+  const K = present.length;
+  const counts = new Float64Array(K);
+  const means = new Float64Array(K * F);
+  labels.forEach((l, i) => {
+    const k = column.get(l)!;
+    counts[k]++;
+    for (let j = 0; j < F; j++) means[k * F + j] += features[i * F + j];
+  });
+  for (let k = 0; k < K; k++) for (let j = 0; j < F; j++) means[k * F + j] /= counts[k];
+  const grand = new Float64Array(F);
+  for (let k = 0; k < K; k++) for (let j = 0; j < F; j++) grand[j] += means[k * F + j] / K;
+  let within = 0, between = 0;
+  labels.forEach((l, i) => {
+    const k = column.get(l)!;
+    for (let j = 0; j < F; j++) within += (features[i * F + j] - means[k * F + j]) ** 2 / counts[k];
+  });
+  for (let k = 0; k < K; k++) for (let j = 0; j < F; j++) between += (means[k * F + j] - grand[j]) ** 2 / K;
+  const denominator = within + epsilon;
+  const value = between / denominator;
+  const gradient = new Float32Array(n * F);
+  labels.forEach((l, i) => {
+    const k = column.get(l)!;
+    for (let j = 0; j < F; j++) {
+      const dBetween = (2 * (means[k * F + j] - grand[j])) / (K * counts[k]);
+      const dWithin = (2 * (features[i * F + j] - means[k * F + j])) / counts[k];
+      gradient[i * F + j] = dBetween / denominator - (value / denominator) * dWithin;
+    }
+  });
+  return { value, gradient };
+}

@@ -33,6 +33,9 @@ import { checkImagesFit } from '../train/fit.js';
 import { applyMask, projectOntoSparsity, prunableWeights, residual, sparsityMasks, type PruneScope } from './admm.js';
 import { fisherRatio } from './fisher.js';
 import { fitLinearProbe, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+import type { HostTensor } from '../onnx/tensor.js';
+import { selectedEngine, type EngineName } from '../engine/create.js';
+import { ortPruneStepper } from './prune-ort.js';
 
 export type PruneMethod = 'ntp' | 'magnitude';
 
@@ -68,6 +71,8 @@ export interface PruneSettings {
   seed: number;
   /** Linear probe for h_t; seed defaults to `seed`. */
   probe?: Partial<ProbeSettings>;
+  /** Training engine of the steps (default: the one selectEngine chose; tfjs when none was). */
+  engine?: EngineName;
 }
 
 /**
@@ -173,46 +178,87 @@ function fromArrays(arrays: NamedArrays, prefix: string): Map<string, Float32Arr
   return out;
 }
 
+/** One step's terms (block, fisher and penalty in the ADMM phase only). */
+export interface PruneStepTerms {
+  loss: number;
+  keep: number;
+  block?: number;
+  fisher?: number;
+  penalty?: number;
+}
+
+/** One engine's side of a pruning run: steps, the pruned weights, masks, optimizer and checkpoints. */
+export interface PruneStepper {
+  /**
+   * One Adam step (a fresh Adam at `learningRate` if none is active) on the keep CE, plus with
+   * a block batch −α·min(CE_t, β) + λ_F·S_B/S_W + ρ/2·Σ‖W − anchor‖²; then the masks.
+   */
+  step(keep: Batch, block: Batch | undefined, rho: number, learningRate: number): Promise<PruneStepTerms>;
+  /** Z − U, the point the ADMM penalty pulls each pruned weight towards. */
+  setAnchors(anchors: Map<string, Float32Array>): void;
+  readPruned(): Promise<Map<string, Float32Array>>;
+  writeWeights(weights: Map<string, Float32Array>): void;
+  setMasks(masks: Map<string, Uint8Array>): void;
+  /** Drop the optimizer (the next step starts a fresh one). */
+  resetOptimizer(): void;
+  /** The model's weights and statistics by initializer name. */
+  weights(): Map<string, Float32Array>;
+  save(dir: string, key: Record<string, unknown>, position: number, history: Record<string, unknown>[], tensors: NamedArrays): Promise<void>;
+  /** Restores weights and the optimizer made for the checkpoint's position (`learningRateAt`). */
+  restore(dir: string, key: Record<string, unknown>, learningRateAt: (position: number) => number): Promise<{ position: number; history: Record<string, unknown>[]; tensors: NamedArrays } | undefined>;
+  dispose(): void;
+}
+
+type Batch = { x: HostTensor; y: Int32Array };
+
+/** What a stepper is built from. */
+export interface PruneProblem {
+  model: OnnxModel;
+  source: string;
+  graph: ImportedGraph;
+  featureTensor: string;
+  learnable: string[];
+  pruned: string[];
+  /** h_t (ntp only). */
+  targetHead?: SourceHead;
+  settings: PruneSettings;
+}
+
 /**
  * Prune `model` (see the module comment). Checkpoints every `run.checkpointEvery` steps and at
  * the end of each ADMM iteration (state.json's `epoch` is the position in the step schedule);
  * with `run.resume`, continues from the last checkpoint: batches depend only on (seed, step),
  * h_t is refitted on the original encoder, and weights, Z, U, masks and Adam state are restored.
+ * The steps run on settings.engine (default: selectEngine's choice; see prune-ort.ts for ort).
  */
 export async function pruneModel(model: OnnxModel, source: string, data: { keep: Dataset; block?: Dataset }, settings: PruneSettings, run: PruneRun = {}): Promise<PruneResult> {
-  const s = settings;
+  const s: PruneSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validatePruneSettings(s, data);
   const graph = new ImportedGraph(model, source);
   let targetHead: SourceHead | undefined;
-  let optimizer: tf.Optimizer | undefined;
-  // Pruning masks and ADMM anchors (Z − U) as device tensors, freed however the run ends.
-  const maskTensors = new Map<string, tf.Tensor>();
-  const anchors = new Map<string, tf.Tensor>();
+  let stepper: PruneStepper | undefined;
   try {
     if (graph.inputs.length !== 1) fail(`${source}: expected one image input, found ${graph.inputs.length}`);
     checkImagesFit(graph, data.keep, 'keep data');
     if (data.block) checkImagesFit(graph, data.block, 'block data');
     const layout = targetLayout(graph);
-    const inputName = graph.inputs[0]!.name;
-    const outputName = graph.outputNames[0]!;
-    const featureTensor = layout.head.featureTensor;
     const learnable = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
     const pruned = prunableWeights(graph.model.proto, learnable, s.keepHeadDense ? layout.head.parameters : []);
     if (pruned.length === 0) fail(`${source}: no Conv/Gemm/MatMul weights to prune`);
     const shapes = new Map(pruned.map((n) => [n, [...graph.variables.get(n)!.shape]]));
-    const variables = learnable.map((n) => graph.variables.get(n)!);
-    const prunedVariables = pruned.map((n) => graph.variables.get(n)!);
-    const readPruned = async () => new Map(await Promise.all(pruned.map(async (n) => [n, (await graph.variables.get(n)!.data()) as Float32Array] as const)));
 
     // h_t on the original encoder (before any checkpoint is restored, so resume refits the same one).
     if (s.method === 'ntp') targetHead = await fitLinearProbe(graph, data.block!, { seed: s.seed, ...s.probe }, data.block!.classes);
+    const problem: PruneProblem = { model, source, graph, featureTensor: layout.head.featureTensor, learnable, pruned, targetHead, settings: s };
+    const st: PruneStepper = (stepper = s.engine === 'ort' ? await ortPruneStepper(problem) : tfjsPruneStepper(problem));
 
     const admmSteps = s.method === 'ntp' ? s.iterations * s.stepsPerIteration : 0;
     const total = admmSteps + s.finetuneSteps;
+    const learningRateAt = (step: number) => (step < admmSteps ? s.learningRate : s.finetuneLearningRate);
     let z = new Map<string, Float32Array>(), u = new Map<string, Float32Array>();
     let masks: Map<string, Uint8Array> | undefined;
     if (admmSteps > 0) {
-      const w = await readPruned();
+      const w = await st.readPruned();
       z = projectOntoSparsity(w, new Map([...w].map(([n, v]) => [n, new Float32Array(v.length)])), s.sparsity, s.scope).z;
       u = new Map([...w].map(([n, v]) => [n, new Float32Array(v.length)]));
     }
@@ -221,16 +267,14 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     let history: PruneStepRecord[] = [];
     let iterations: AdmmIterationRecord[] = [];
     let start = 0;
-    const newOptimizer = (step: number) => tf.train.adam(step < admmSteps ? s.learningRate : s.finetuneLearningRate);
     if (run.checkpointDir && run.resume) {
-      const restored = await loadStepCheckpoint(run.checkpointDir, graph, newOptimizer, variables, key);
+      const restored = await st.restore(run.checkpointDir, key, learningRateAt);
       if (restored) {
         z = fromArrays(restored.tensors, 'Z');
         u = fromArrays(restored.tensors, 'U');
         const m = fromArrays(restored.tensors, 'mask');
         if (m.size) masks = new Map([...m].map(([n, v]) => [n, Uint8Array.from(v)]));
         start = restored.position;
-        optimizer = restored.optimizer;
         ({ history, iterations } = restored.history[0] as unknown as { history: PruneStepRecord[]; iterations: AdmmIterationRecord[] });
         run.progress?.onResume?.(start);
       }
@@ -240,23 +284,16 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     const keepSampler = new StepSampler(data.keep, s.batchSize, s.seed);
     const blockSampler = data.block ? new StepSampler(data.block, s.batchSize, s.seed + 1) : undefined;
     const every = run.checkpointEvery ?? 50;
-    const setMasks = (m: Map<string, Uint8Array>) => {
-      tf.dispose([...maskTensors.values()]);
-      for (const [n, mask] of m) maskTensors.set(n, tf.tensor(Float32Array.from(mask), shapes.get(n)!, 'float32'));
-    };
-    if (masks) setMasks(masks);
-    // Z − U, the point the ADMM penalty pulls W towards; changes only at Z/U-steps.
-    const refreshAnchors = () => {
-      tf.dispose([...anchors.values()]);
-      for (const [n, zn] of z) anchors.set(n, tf.tensor(zn.map((zi, j) => zi - u.get(n)![j]!), shapes.get(n)!, 'float32'));
-    };
+    if (masks) st.setMasks(masks);
+    // Z − U changes only at Z/U-steps.
+    const refreshAnchors = () => st.setAnchors(new Map([...z].map(([n, zn]) => [n, zn.map((zi, j) => zi - u.get(n)![j]!)])));
     refreshAnchors();
 
     const checkpoint = async (position: number) => {
       if (!run.checkpointDir) return;
       const tensors: NamedArrays = new Map([...toArrays(z, 'Z', shapes), ...toArrays(u, 'U', shapes)]);
       for (const [n, m] of masks ?? []) tensors.set(`mask:${n}`, { shape: shapes.get(n)!, data: Float32Array.from(m) });
-      await saveStepCheckpoint(run.checkpointDir, model, graph, optimizer, key, { position, history: [{ history, iterations } as unknown as Record<string, unknown>], tensors });
+      await st.save(run.checkpointDir, key, position, [{ history, iterations } as unknown as Record<string, unknown>], tensors);
     };
 
     for (let step = start; step < total; step++) {
@@ -264,53 +301,25 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
         // Hard-prune: to Z's support after ADMM (projecting Z keeps exactly its largest entries, so
         // the count stays exact even if a kept entry of W + U was 0), to W's largest magnitudes for
         // the baseline.
-        const w = await readPruned();
+        const w = await st.readPruned();
         masks = sparsityMasks(admmSteps > 0 ? z : w, s.sparsity, s.scope);
-        graph.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
-        setMasks(masks);
-        optimizer?.dispose();
-        optimizer = undefined;
+        st.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
+        st.setMasks(masks);
+        st.resetOptimizer();
       }
-      optimizer ??= newOptimizer(step);
       const phase = step < admmSteps ? 'admm' : 'finetune';
       const kb = keepSampler.batch(step);
       const bb = phase === 'admm' ? blockSampler!.batch(step) : undefined;
-      const values = tf.tidy(() => {
-        const nk = kb.y.length;
-        const x = tf.tensor(kb.x.data as Float32Array, kb.x.shape, 'float32');
-        const input = bb ? tf.concat([x, tf.tensor(bb.x.data as Float32Array, bb.x.shape, 'float32')], 0) : x;
-        const yKeep = tf.tensor1d(kb.y, 'int32');
-        const parts: tf.Scalar[] = [];
-        const { value, grads } = tf.variableGrads(() => {
-          const { outputs } = graph.run({ [inputName]: input }, { outputs: bb ? [outputName, featureTensor] : [outputName] });
-          const logits = outputs.get(outputName)! as tf.Tensor2D;
-          const keepLoss = crossEntropy(bb ? (tf.slice(logits, [0, 0], [nk, -1]) as tf.Tensor2D) : logits, yKeep);
-          parts.push(tf.keep(keepLoss));
-          if (!bb) return keepLoss;
-          const all = outputs.get(featureTensor)!;
-          const f = tf.reshape(tf.slice(all, nk, bb.y.length), [bb.y.length, -1]);
-          const blockLoss = crossEntropy(targetHead!.logits(f), tf.tensor1d(bb.y, 'int32'));
-          const fisher = fisherRatio(f, bb.y);
-          let penalty = tf.scalar(0);
-          prunedVariables.forEach((v, i) => (penalty = tf.add(penalty, tf.sum(tf.square(tf.sub(v, anchors.get(pruned[i]!)!))))));
-          penalty = tf.mul(penalty, (s.rho * s.rhoGrowth ** Math.floor(step / s.stepsPerIteration)) / 2);
-          parts.push(...[blockLoss, fisher, penalty].map((t) => tf.keep(t)));
-          return tf.addN([keepLoss, tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty]) as tf.Scalar;
-        }, variables);
-        optimizer!.applyGradients(grads);
-        for (const [n, mask] of maskTensors) graph.variables.get(n)!.assign(tf.add(tf.mul(graph.variables.get(n)!, mask), 0)); // + 0: no −0
-        return [value, ...parts];
-      });
-      const [loss, keep, block, fisher, penalty] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
-      tf.dispose(values);
-      const record: PruneStepRecord = { step: step + 1, phase, keep: keep!, loss: loss!, ...(bb ? { block, fisher, penalty } : {}) };
+      const rho = s.rho * s.rhoGrowth ** Math.floor(step / s.stepsPerIteration);
+      const terms = await st.step(kb, bb, rho, learningRateAt(step));
+      const record: PruneStepRecord = { step: step + 1, phase, keep: terms.keep, loss: terms.loss, ...(bb ? { block: terms.block, fisher: terms.fisher, penalty: terms.penalty } : {}) };
       if (!Number.isFinite(record.loss)) throw new HardenError(`prune: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
       history.push(record);
       run.progress?.onStep?.(record);
 
       let position = step + 1;
       if (phase === 'admm' && position % s.stepsPerIteration === 0) {
-        const w = await readPruned();
+        const w = await st.readPruned();
         const projected = projectOntoSparsity(w, u, s.sparsity, s.scope);
         z = projected.z;
         for (const [n, un] of u) {
@@ -331,22 +340,94 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     }
     if (!masks) {
       // No steps at all: prune in place without fine-tuning.
-      const w = await readPruned();
+      const w = await st.readPruned();
       masks = sparsityMasks(w, s.sparsity, s.scope);
-      graph.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
+      st.writeWeights(new Map([...w].map(([n, v]) => [n, applyMask(v, masks!.get(n)!)])));
     }
-    return { proto: finish(model, graph, s, history, iterations, masks), masks, history, iterations };
+    return { proto: finish(model, st.weights(), s, history, iterations, masks), masks, history, iterations };
   } finally {
-    tf.dispose([...maskTensors.values(), ...anchors.values()]);
-    optimizer?.dispose();
+    stepper?.dispose();
     targetHead?.dispose();
     graph.dispose();
   }
 }
 
+/** The steps on the tfjs graph (autodiff of the whole loss, one tf.Optimizer). */
+function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targetHead, settings: s }: PruneProblem): PruneStepper {
+  const inputName = graph.inputs[0]!.name;
+  const outputName = graph.outputNames[0]!;
+  const variables = learnable.map((n) => graph.variables.get(n)!);
+  const prunedVariables = pruned.map((n) => graph.variables.get(n)!);
+  let optimizer: tf.Optimizer | undefined;
+  // Pruning masks and ADMM anchors (Z − U) as device tensors.
+  const maskTensors = new Map<string, tf.Tensor>();
+  const anchors = new Map<string, tf.Tensor>();
+  const shapeOf = (n: string) => graph.variables.get(n)!.shape;
+  return {
+    async step(kb, bb, rho, learningRate) {
+      optimizer ??= tf.train.adam(learningRate);
+      const values = tf.tidy(() => {
+        const nk = kb.y.length;
+        const x = tf.tensor(kb.x.data as Float32Array, kb.x.shape, 'float32');
+        const input = bb ? tf.concat([x, tf.tensor(bb.x.data as Float32Array, bb.x.shape, 'float32')], 0) : x;
+        const yKeep = tf.tensor1d(kb.y, 'int32');
+        const parts: tf.Scalar[] = [];
+        const { value, grads } = tf.variableGrads(() => {
+          const { outputs } = graph.run({ [inputName]: input }, { outputs: bb ? [outputName, featureTensor] : [outputName] });
+          const logits = outputs.get(outputName)! as tf.Tensor2D;
+          const keepLoss = crossEntropy(bb ? (tf.slice(logits, [0, 0], [nk, -1]) as tf.Tensor2D) : logits, yKeep);
+          parts.push(tf.keep(keepLoss));
+          if (!bb) return keepLoss;
+          const all = outputs.get(featureTensor)!;
+          const f = tf.reshape(tf.slice(all, nk, bb.y.length), [bb.y.length, -1]);
+          const blockLoss = crossEntropy(targetHead!.logits(f), tf.tensor1d(bb.y, 'int32'));
+          const fisher = fisherRatio(f, bb.y);
+          let penalty = tf.scalar(0);
+          prunedVariables.forEach((v, i) => (penalty = tf.add(penalty, tf.sum(tf.square(tf.sub(v, anchors.get(pruned[i]!)!))))));
+          penalty = tf.mul(penalty, rho / 2);
+          parts.push(...[blockLoss, fisher, penalty].map((t) => tf.keep(t)));
+          return tf.addN([keepLoss, tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty]) as tf.Scalar;
+        }, variables);
+        optimizer!.applyGradients(grads);
+        for (const [n, mask] of maskTensors) graph.variables.get(n)!.assign(tf.add(tf.mul(graph.variables.get(n)!, mask), 0)); // + 0: no −0
+        return [value, ...parts];
+      });
+      const [loss, keep, block, fisher, penalty] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
+      tf.dispose(values);
+      return { loss: loss!, keep: keep!, block, fisher, penalty };
+    },
+    setAnchors(next) {
+      tf.dispose([...anchors.values()]);
+      for (const [n, a] of next) anchors.set(n, tf.tensor(a, shapeOf(n), 'float32'));
+    },
+    readPruned: async () => new Map(await Promise.all(pruned.map(async (n) => [n, (await graph.variables.get(n)!.data()) as Float32Array] as const))),
+    writeWeights: (w) => graph.writeWeights(w),
+    setMasks(m) {
+      tf.dispose([...maskTensors.values()]);
+      for (const [n, mask] of m) maskTensors.set(n, tf.tensor(Float32Array.from(mask), shapeOf(n), 'float32'));
+    },
+    resetOptimizer() {
+      optimizer?.dispose();
+      optimizer = undefined;
+    },
+    weights: () => graph.readWeights(),
+    save: (dir, key, position, history, tensors) => saveStepCheckpoint(dir, model, graph, optimizer, key, { position, history, tensors }),
+    async restore(dir, key, learningRateAt) {
+      const restored = await loadStepCheckpoint(dir, graph, (position) => tf.train.adam(learningRateAt(position)), variables, key);
+      if (!restored) return undefined;
+      optimizer = restored.optimizer;
+      return restored;
+    },
+    dispose() {
+      tf.dispose([...maskTensors.values(), ...anchors.values()]);
+      optimizer?.dispose();
+    },
+  };
+}
+
 /** The pruned model with a Harden record (operation 'prune') in metadata_props. */
-function finish(model: OnnxModel, graph: ImportedGraph, s: PruneSettings, history: PruneStepRecord[], iterations: AdmmIterationRecord[], masks: Map<string, Uint8Array>): ModelProto {
-  const proto = withWeights(model, graph.readWeights());
+function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: PruneSettings, history: PruneStepRecord[], iterations: AdmmIterationRecord[], masks: Map<string, Uint8Array>): ModelProto {
+  const proto = withWeights(model, weights);
   let zeros = 0, size = 0;
   for (const m of masks.values()) (size += m.length), (zeros += m.length - m.reduce((a, b) => a + b, 0));
   const last = (phase: PruneStepRecord['phase']) => history.filter((r) => r.phase === phase).at(-1);

@@ -9,7 +9,7 @@ import { initBackend } from '../../src/engine/backend.js';
 import { TfjsTrainable } from '../../src/engine/tfjs-engine.js';
 import { readHardenRecord } from '../../src/export/export.js';
 import { Random } from '../../src/util/random.js';
-import { fisherRatio } from '../../src/harden/fisher.js';
+import { fisherRatio, fisherRatioWithGradient } from '../../src/harden/fisher.js';
 import { projectOntoSparsity, prunableWeights, prunedCount, sparsityMasks } from '../../src/harden/admm.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../../src/harden/prune.js';
 import { tinyNet, synthetic } from '../helpers/tiny.js';
@@ -35,6 +35,21 @@ describe('fisherRatio', () => {
     const r = fisherRatio(f, Int32Array.from([0, 1, 0, 0]));
     expect(r.dataSync()[0]).toBeCloseTo(3.25 / 8, 5);
     tf.dispose([f, r]);
+  });
+
+  it('the host version gives the same value and tfjs autodiff\'s gradient', () => {
+    const rng = new Random(3);
+    const labels = Int32Array.from([0, 2, 1, 0, 2, 2, 1, 0, 1]);
+    const data = rng.normalArray(labels.length * 4);
+    const host = fisherRatioWithGradient(data, labels);
+    const f = tf.tensor2d(data, [labels.length, 4]);
+    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => fisherRatio(x, labels))(f);
+    expect(host.value).toBeCloseTo(value.dataSync()[0]!, 5);
+    const g = grad.dataSync();
+    const scale = Math.max(...Array.from(g, Math.abs));
+    expect(Math.max(...Array.from(host.gradient, (v, i) => Math.abs(v - g[i]!)))).toBeLessThan(1e-4 * scale);
+    expect(fisherRatioWithGradient(Float32Array.from([0, 0, 2, 0, 4, 4, 4, 6, 0, 10, 2, 10]), Int32Array.from([0, 0, 1, 1, 2, 2])).value).toBeCloseTo(56 / 9, 5);
+    tf.dispose([f, value, grad]);
   });
 
   it('is 0 for a batch of one class (no separation to measure)', () => {
@@ -88,11 +103,41 @@ describe('ADMM projection', () => {
   });
 });
 
-describe('pruneModel on a tiny conv net', () => {
-  const keep = synthetic(128, 1, 'quadrants');
-  const block = synthetic(128, 2, 'halves');
-  const model = tinyNet(4);
-  const quick: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, sparsity: 0.75, iterations: 2, stepsPerIteration: 4, finetuneSteps: 4, batchSize: 16, rho: 0.1, probe: { epochs: 2 } };
+const keep = synthetic(128, 1, 'quadrants');
+const block = synthetic(128, 2, 'halves');
+const model = tinyNet(4);
+const quickSettings: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, sparsity: 0.75, iterations: 2, stepsPerIteration: 4, finetuneSteps: 4, batchSize: 16, rho: 0.1, probe: { epochs: 2 } };
+
+describe('pruneModel on both engines', () => {
+  it('the first step\'s terms agree (keep CE, h_t CE, Fisher ratio, ADMM penalty)', async () => {
+    const [a, b] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => pruneModel(model, 'tiny', { keep, block }, { ...quickSettings, iterations: 1, stepsPerIteration: 1, finetuneSteps: 0, engine })));
+    const [ra, rb] = [a.history[0]!, b.history[0]!];
+    for (const k of ['keep', 'block', 'fisher', 'penalty', 'loss'] as const) expect(Math.abs(ra[k]! - rb[k]!), k).toBeLessThan(1e-4 * Math.max(1, Math.abs(ra[k]!)));
+    expect(ra.fisher).toBeGreaterThan(0);
+    expect([a, b].map((r) => readHardenRecord(r.proto)!.settings!.engine)).toEqual(['tfjs', 'ort']);
+  });
+
+  it('one ADMM step moves the weights the same way (Adam\'s first step is lr·sign of the full gradient)', async () => {
+    const settings = { ...quickSettings, iterations: 1, stepsPerIteration: 1, finetuneSteps: 0, rho: 0, tolerance: 0 };
+    const before = new Map([...initializerMap(model.proto)].map(([n, h]) => [n, hostToFloat32(h)] as const));
+    // Hard pruning follows the step: compare the coordinates it kept.
+    const [a, b] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => pruneModel(model, 'tiny', { keep, block }, { ...settings, engine })));
+    let same = 0, moved = 0;
+    for (const name of ['cw', 'cb', 'hw', 'hb']) {
+      const w0 = before.get(name)!, wa = hostToFloat32(initializerMap(a.proto).get(name)!), wb = hostToFloat32(initializerMap(b.proto).get(name)!);
+      for (let i = 0; i < w0.length; i++) {
+        if (wa[i] === 0 || wb[i] === 0) continue;
+        moved++;
+        if (Math.sign(wa[i]! - w0[i]!) === Math.sign(wb[i]! - w0[i]!)) same++;
+      }
+    }
+    expect(moved).toBeGreaterThan(100);
+    expect(same / moved).toBeGreaterThan(0.99);
+  });
+});
+
+describe.each(['tfjs', 'ort'] as const)('pruneModel on a tiny conv net (%s engine)', (engine) => {
+  const quick: PruneSettings = { ...quickSettings, engine };
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'harden-prune-'));

@@ -1,0 +1,129 @@
+/**
+ * Non-transferable pruning steps on the ort engine (see prune.ts for the loss). The keep CE is
+ * a loss of the generated training graph; the block terms (h_t's clipped cross-entropy and the
+ * Fisher ratio) are functions of the block batch's features, so their gradient in the features
+ * is computed here and fed upstream at the feature tensor; the ADMM penalty's gradient
+ * ρ(W − anchor) is added on the host. Masks are the engine's own (applied after every update).
+ */
+import { mkdir } from 'node:fs/promises';
+import { OrtTrainable } from '../engine/ort-engine.js';
+import { exportModel } from '../export/export.js';
+import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
+import { fisherRatioWithGradient } from './fisher.js';
+import type { PruneProblem, PruneStepper } from './prune.js';
+
+function oneHot(labels: Int32Array, classes: number): Float32Array {
+  const q = new Float32Array(labels.length * classes);
+  labels.forEach((l, i) => (q[i * classes + l] = 1));
+  return q;
+}
+
+/** Mean cross-entropy of the linear head (weight [F, C], bias [C]) on [n, F] features, and its gradient in them. */
+function linearHeadCrossEntropy(f: Float32Array, labels: Int32Array, weight: Float32Array, bias: Float32Array): { value: number; gradient: Float32Array } {
+  const n = labels.length;
+  const C = bias.length;
+  const F = f.length / n;
+  const gradient = new Float32Array(n * F);
+  let value = 0;
+  const z = new Float64Array(C);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < C; c++) {
+      let v = bias[c];
+      for (let j = 0; j < F; j++) v += f[i * F + j] * weight[j * C + c];
+      z[c] = v;
+    }
+    const max = Math.max(...z);
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += Math.exp(z[c] - max);
+    value -= z[labels[i]] - max - Math.log(sum);
+    for (let c = 0; c < C; c++) {
+      const dz = (Math.exp(z[c] - max) / sum - (c === labels[i] ? 1 : 0)) / n;
+      for (let j = 0; j < F; j++) gradient[i * F + j] += dz * weight[j * C + c];
+    }
+  }
+  return { value: value / n, gradient };
+}
+
+function addInto(into: Map<string, Float32Array>, add: Map<string, Float32Array>): void {
+  for (const [name, g] of add) {
+    const target = into.get(name);
+    if (!target) into.set(name, Float32Array.from(g));
+    else for (let i = 0; i < g.length; i++) target[i] += g[i];
+  }
+}
+
+export async function ortPruneStepper({ model, source, featureTensor, learnable, pruned, targetHead, settings: s }: PruneProblem): Promise<PruneStepper> {
+  const engine = new OrtTrainable(model, source);
+  const out = engine.outputName;
+  const headWeight = targetHead ? (targetHead.weight.dataSync() as Float32Array) : undefined;
+  const headBias = targetHead ? (targetHead.bias.dataSync() as Float32Array) : undefined;
+  let anchors = new Map<string, Float32Array>();
+  let active = false;
+  let classes: number | undefined;
+  return {
+    async step(kb, bb, rho, learningRate) {
+      if (!active) engine.setOptimizer({ kind: 'adam', learningRate });
+      active = true;
+      classes ??= (await engine.forward(kb.x)).get(out)!.shape[1];
+      const keepRun = await engine.run(kb.x, { training: false, wrt: learnable, losses: [{ tensor: out, targets: oneHot(kb.y, classes) }] });
+      const grads = new Map(keepRun.gradients);
+      const keep = keepRun.loss!;
+      if (!bb) {
+        engine.applyGradients(grads);
+        return { loss: keep, keep };
+      }
+      const features = (await engine.run(bb.x, { training: false, outputs: [featureTensor] })).tensors.get(featureTensor)!.data as Float32Array;
+      const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
+      const fisher = fisherRatioWithGradient(features, bb.y);
+      // ∂/∂f of −α·min(CE_t, β) + λ_F·S_B/S_W (the clip passes no gradient once CE_t ≥ β).
+      const pushing = ce.value < s.beta ? -s.alpha : 0;
+      const upstream = Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + s.fisherWeight * fisher.gradient[i]);
+      addInto(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream: new Map([[featureTensor, upstream]]) })).gradients);
+      let penalty = 0;
+      const current = engine.weights();
+      for (const n of pruned) {
+        const w = current.get(n)!, a = anchors.get(n)!, g = grads.get(n)!;
+        for (let i = 0; i < w.length; i++) {
+          const d = w[i] - a[i];
+          penalty += d * d;
+          g[i] += rho * d;
+        }
+      }
+      penalty *= rho / 2;
+      engine.applyGradients(grads);
+      const loss = keep - s.alpha * Math.min(ce.value, s.beta) + s.fisherWeight * fisher.value + penalty;
+      return { loss, keep, block: ce.value, fisher: fisher.value, penalty };
+    },
+    setAnchors(next) {
+      anchors = next;
+    },
+    readPruned: async () => {
+      const w = engine.weights();
+      return new Map(pruned.map((n) => [n, Float32Array.from(w.get(n)!)]));
+    },
+    writeWeights: (w) => engine.setWeights(w),
+    setMasks: (m) => engine.setMasks(m),
+    resetOptimizer() {
+      active = false;
+    },
+    weights: () => engine.weights(),
+    async save(dir, key, position, history, tensors) {
+      await mkdir(dir, { recursive: true });
+      await exportModel(model, engine.weights(), checkpointModelPath(dir), { overwrite: true });
+      const optimizer = encodeOptimizer(active ? await engine.optimizerState() : new Map());
+      await writeState(dir, { version: 1, epoch: position, settings: key, history, optimizer, tensors: encodeOptimizer(tensors) });
+    },
+    async restore(dir, key, learningRateAt) {
+      const checkpoint = await openCheckpoint(dir, key);
+      if (!checkpoint) return undefined;
+      const { state, weights } = checkpoint;
+      engine.setWeights(new Map([...engine.weights().keys()].map((n) => [n, weights.get(n)!])));
+      engine.setOptimizer({ kind: 'adam', learningRate: learningRateAt(state.epoch) });
+      const optimizer = decodeOptimizer(state.optimizer);
+      active = optimizer.size > 0;
+      if (active) await engine.setOptimizerState(optimizer);
+      return { position: state.epoch, history: state.history, tensors: decodeOptimizer(state.tensors ?? []) };
+    },
+    dispose: () => engine.dispose(),
+  };
+}
