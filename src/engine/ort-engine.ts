@@ -53,6 +53,25 @@ export interface OrtEngineOptions {
   threads?: number;
 }
 
+/** One-hot target distributions [N, classes] for integer labels (the training graph's loss targets). */
+export function oneHotTargets(labels: Int32Array, classes: number, source = 'model'): Float32Array {
+  const q = new Float32Array(labels.length * classes);
+  labels.forEach((y, i) => {
+    if (!(y >= 0 && y < classes)) throw new HardenError(`${source}: label ${y} is outside the model's ${classes} classes`);
+    q[i * classes + y] = 1;
+  });
+  return q;
+}
+
+/** into[name] += scale·add[name] for every gradient in `add` (a copy where `into` has none). */
+export function accumulateGradients(into: Map<string, Float32Array>, add: Map<string, Float32Array>, scale = 1): void {
+  for (const [name, g] of add) {
+    const target = into.get(name);
+    if (!target) into.set(name, Float32Array.from(g, (v) => v * scale));
+    else for (let i = 0; i < g.length; i++) target[i] += scale * g[i];
+  }
+}
+
 export class OrtTrainable implements TrainableGraph {
   readonly engine = 'ort' as const;
   readonly inputName: string;
@@ -181,15 +200,6 @@ export class OrtTrainable implements TrainableGraph {
     return result;
   }
 
-  /** One-hot targets for integer labels against `classes` outputs. */
-  private oneHot(labels: Int32Array, classes: number): Float32Array {
-    const q = new Float32Array(labels.length * classes);
-    labels.forEach((y, i) => {
-      if (!(y >= 0 && y < classes)) throw new HardenError(`${this.source}: label ${y} is outside the model's ${classes} classes`);
-      q[i * classes + y] = 1;
-    });
-    return q;
-  }
 
   private classCount?: number;
 
@@ -209,7 +219,7 @@ export class OrtTrainable implements TrainableGraph {
 
   /** Cross-entropy of the logits and its gradients, in inference or training mode, optionally at other weights. */
   async crossEntropyGradients(x: HostTensor, labels: Int32Array, opts: { training?: boolean; wrt?: readonly string[]; override?: Map<string, Float32Array> } = {}): Promise<GraphResult> {
-    const targets = this.oneHot(labels, await this.classes(x));
+    const targets = oneHotTargets(labels, await this.classes(x), this.source);
     return this.run(x, { training: opts.training ?? false, wrt: opts.wrt ?? this.parameterNames, losses: [{ tensor: this.outputName, targets }], override: opts.override });
   }
 
@@ -223,7 +233,7 @@ export class OrtTrainable implements TrainableGraph {
    * the generated gradient graph in direction v (forward over reverse, src/engine/ort/tangents.ts).
    */
   async hessianVectorProduct(x: HostTensor, labels: Int32Array, v: Map<string, Float32Array>): Promise<Map<string, Float32Array>> {
-    const targets = this.oneHot(labels, await this.classes(x));
+    const targets = oneHotTargets(labels, await this.classes(x), this.source);
     const r = await this.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: this.outputName, targets }], direction: v });
     return r.hessianVector;
   }

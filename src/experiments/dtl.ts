@@ -14,6 +14,7 @@ import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../harden/dispose.js';
 import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
+import { parseClassList } from '../cli/class-list.js';
 
 /**
  * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
@@ -30,6 +31,9 @@ const STEPS = Number(arg('steps', '300'));
 const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
 const LR = Number(arg('lr', String(DEFAULT_DISPOSE_SETTINGS.learningRate)));
 const METHODS = arg('methods', 'rtf,utf,gc').split(',') as DisposeMethod[];
+const CHUNKS = Number(arg('chunks', String(DEFAULT_DISPOSE_SETTINGS.chunks)));
+/** Dispose of these source classes only (e.g. 5-9: the ones the target task does not use). */
+const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
@@ -72,7 +76,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
   for (const method of METHODS) {
     const row = method.toUpperCase() as Row;
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
     });
   }
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

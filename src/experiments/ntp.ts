@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../engine/backend.js';
+import { selectEngine, type EngineName } from '../engine/create.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
@@ -27,6 +28,8 @@ import { arg, mean, meanStd, ROOT } from './common.js';
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const PAIRS = arg('pairs', 'a,b').split(',');
 const OUT = arg('out', 'ntp');
+/** Training engine of pruning and of the SLC fine-tuning runs. */
+const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
 const NTP: Partial<PruneSettings> = JSON.parse(arg('ntp', '{}')) as Partial<PruneSettings>;
 const SLC: Omit<SlcOptions, 'seed'> = {
   fractions: arg('fractions', SLC_FRACTIONS.join(',')).split(',').map(Number),
@@ -110,7 +113,7 @@ async function main(): Promise<void> {
 
 async function report(rows: Row[]): Promise<void> {
   const dir = path.join(ROOT, 'experiments');
-  const settings = { ...DEFAULT_PRUNE_SETTINGS, ...NTP };
+  const settings = { ...DEFAULT_PRUNE_SETTINGS, ...NTP, engine: ENGINE };
   const lines = [
     '# Non-transferable pruning (`npm run experiment:ntp`)',
     '',

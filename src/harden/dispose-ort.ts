@@ -8,7 +8,7 @@
  * H_s's own initializers are fed but never differentiated or updated.
  */
 import { HardenError } from '../errors.js';
-import { OrtTrainable } from '../engine/ort-engine.js';
+import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import { AttributeType, newAttribute, newNode, newTypeProto, newValueInfo } from '../onnx/schema.js';
 import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
@@ -60,20 +60,6 @@ function meanNegEntropy(q: Float32Array, rows: number): number {
   return s / rows;
 }
 
-function oneHot(labels: Int32Array, classes: number): Float32Array {
-  const q = new Float32Array(labels.length * classes);
-  labels.forEach((l, i) => (q[i * classes + l] = 1));
-  return q;
-}
-
-function sumInto(into: Map<string, Float32Array>, add: Map<string, Float32Array>, scale: number): void {
-  for (const [name, g] of add) {
-    const target = into.get(name);
-    if (!target) into.set(name, Float32Array.from(g, (v) => v * scale));
-    else for (let i = 0; i < g.length; i++) target[i] += scale * g[i];
-  }
-}
-
 export async function ortDisposeStepper({ model, source, graph, layout, head, settings: s }: DisposeProblem): Promise<DisposeStepper> {
   const C = head.classes;
   const stitched = withSourceHead(model, layout.head.featureTensor, head.weight.dataSync() as Float32Array, head.bias.dataSync() as Float32Array, C);
@@ -89,9 +75,9 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const per = s.forgetBatchSize / s.chunks;
   // GC's chunk losses: cross-entropy of the H_s logits.
   const sourceHeadLosses: FirstOrderEngine = {
-    crossEntropyGradients: (x, labels, opts) => engine.run(x, { training: false, wrt: opts.wrt, losses: [{ tensor: SOURCE_LOGITS, targets: oneHot(labels, C) }] }),
+    crossEntropyGradients: (x, labels, opts) => engine.run(x, { training: false, wrt: opts.wrt, losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(labels, C) }] }),
     hessianVectorProduct: async (x, labels, v) =>
-      (await engine.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: SOURCE_LOGITS, targets: oneHot(labels, C) }], direction: v })).hessianVector,
+      (await engine.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(labels, C) }], direction: v })).hessianVector,
   };
   const weights = () => new Map([...engine.weights()].filter(([n]) => modelNames.has(n)));
 
@@ -112,13 +98,13 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         }));
         const gc = await gradientCollisionHost(sourceHeadLosses, chunks, backboneNames, { normalized: s.method === 'ngc' });
         forget = gc.value;
-        if (s.lambda > 0) sumInto(grads, gc.gradient, s.lambda);
+        if (s.lambda > 0) accumulateGradients(grads, gc.gradient, s.lambda);
       } else {
         // rtf: cross-entropy to random labels; utf: KL(uniform ‖ q) = CE(uniform, q) − log C.
-        const targets = rtfLabels ? oneHot(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);
+        const targets = rtfLabels ? oneHotTargets(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);
         const fr = await engine.run(fb.x, { training: false, wrt: backboneNames, losses: [{ tensor: SOURCE_LOGITS, targets }] });
         forget = rtfLabels ? fr.loss! : fr.loss! - Math.log(C);
-        if (s.lambda > 0) sumInto(grads, fr.gradients, s.lambda);
+        if (s.lambda > 0) accumulateGradients(grads, fr.gradients, s.lambda);
       }
       engine.applyGradients(grads);
       return { distillation, forget };

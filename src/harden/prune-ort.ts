@@ -6,17 +6,11 @@
  * ρ(W − anchor) is added on the host. Masks are the engine's own (applied after every update).
  */
 import { mkdir } from 'node:fs/promises';
-import { OrtTrainable } from '../engine/ort-engine.js';
+import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
 import { exportModel } from '../export/export.js';
 import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
 import { fisherRatioWithGradient } from './fisher.js';
 import type { PruneProblem, PruneStepper } from './prune.js';
-
-function oneHot(labels: Int32Array, classes: number): Float32Array {
-  const q = new Float32Array(labels.length * classes);
-  labels.forEach((l, i) => (q[i * classes + l] = 1));
-  return q;
-}
 
 /** Mean cross-entropy of the linear head (weight [F, C], bias [C]) on [n, F] features, and its gradient in them. */
 function linearHeadCrossEntropy(f: Float32Array, labels: Int32Array, weight: Float32Array, bias: Float32Array): { value: number; gradient: Float32Array } {
@@ -44,14 +38,6 @@ function linearHeadCrossEntropy(f: Float32Array, labels: Int32Array, weight: Flo
   return { value: value / n, gradient };
 }
 
-function addInto(into: Map<string, Float32Array>, add: Map<string, Float32Array>): void {
-  for (const [name, g] of add) {
-    const target = into.get(name);
-    if (!target) into.set(name, Float32Array.from(g));
-    else for (let i = 0; i < g.length; i++) target[i] += g[i];
-  }
-}
-
 export async function ortPruneStepper({ model, source, featureTensor, learnable, pruned, targetHead, settings: s }: PruneProblem): Promise<PruneStepper> {
   const engine = new OrtTrainable(model, source);
   const out = engine.outputName;
@@ -65,7 +51,7 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       if (!active) engine.setOptimizer({ kind: 'adam', learningRate });
       active = true;
       classes ??= (await engine.forward(kb.x)).get(out)!.shape[1];
-      const keepRun = await engine.run(kb.x, { training: false, wrt: learnable, losses: [{ tensor: out, targets: oneHot(kb.y, classes) }] });
+      const keepRun = await engine.run(kb.x, { training: false, wrt: learnable, losses: [{ tensor: out, targets: oneHotTargets(kb.y, classes) }] });
       const grads = new Map(keepRun.gradients);
       const keep = keepRun.loss!;
       if (!bb) {
@@ -78,7 +64,7 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       // ∂/∂f of −α·min(CE_t, β) + λ_F·S_B/S_W (the clip passes no gradient once CE_t ≥ β).
       const pushing = ce.value < s.beta ? -s.alpha : 0;
       const upstream = Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + s.fisherWeight * fisher.gradient[i]);
-      addInto(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream: new Map([[featureTensor, upstream]]) })).gradients);
+      accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream: new Map([[featureTensor, upstream]]) })).gradients);
       let penalty = 0;
       const current = engine.weights();
       for (const n of pruned) {
