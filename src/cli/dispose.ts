@@ -2,7 +2,10 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
-import { exportModel } from '../export/export.js';
+import { exportModel, HARDEN_METADATA_KEY, readHardenRecord, setMetadata } from '../export/export.js';
+import type { ModelProto } from '../onnx/schema.js';
+import type { Dataset } from '../data/types.js';
+import { evaluate, evaluateOnTfjs } from '../verify/evaluate.js';
 import { disposeModel, type DisposeSettings, type DisposeStepRecord } from '../harden/dispose.js';
 
 export interface DisposeCliOptions {
@@ -10,6 +13,8 @@ export interface DisposeCliOptions {
   retain: string;
   forget: string;
   sourceModel?: string;
+  /** Target-task test data spec for the accuracy figures (default: the retain data). */
+  testData?: string;
   output: string;
   settings: Omit<DisposeSettings, 'sourceModel'>;
   resume: boolean;
@@ -45,9 +50,25 @@ export async function runDispose(o: DisposeCliOptions): Promise<Record<string, u
       },
     });
     bar?.stop();
+    const accuracy = await accuracyFigures(model.proto, proto, o.testData ? await loadDataset(o.testData) : retain, o.testData ?? o.retain);
+    const record = readHardenRecord(proto);
+    if (record) setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ ...record, figures: { ...record.figures, accuracy } }));
     await exportModel({ ...model, proto }, new Map(), o.output, { overwrite: o.overwrite });
-    return { output: path.resolve(o.output), method: o.settings.method, steps: history.length, last, checkpointDir: path.resolve(checkpointDir) };
+    return { output: path.resolve(o.output), method: o.settings.method, steps: history.length, last, accuracy, checkpointDir: path.resolve(checkpointDir) };
   } finally {
     bar?.stop();
   }
+}
+
+/**
+ * Target-task accuracy of the model before and after disposal, under onnxruntime (where it is
+ * deployed) and tfjs (where it was imported), so a release can see both agree.
+ */
+async function accuracyFigures(before: ModelProto, after: ModelProto, data: Dataset, spec: string) {
+  return {
+    data: spec,
+    images: data.labels.length,
+    before: { onnxruntime: (await evaluate(before, data)).accuracy, tfjs: (await evaluateOnTfjs(before, data)).accuracy },
+    after: { onnxruntime: (await evaluate(after, data)).accuracy, tfjs: (await evaluateOnTfjs(after, data)).accuracy },
+  };
 }

@@ -248,6 +248,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
+          .option('test-data', { type: 'string', describe: 'Target-task test data: the disposed model\'s accuracy on it (onnxruntime and tfjs, before and after) goes into its metadata (default: the retain data)' })
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
       async (args) => {
@@ -257,6 +258,7 @@ export async function main(argv: string[]): Promise<number> {
           retain: args.retain,
           forget: args.forget,
           sourceModel: args['source-model'],
+          testData: args['test-data'],
           ...runArgs(args),
           settings: {
             method: args.method,

@@ -27,6 +27,15 @@ describe('harden dispose', () => {
     const inspected = JSON.parse(harden('inspect', '--json', out).stdout);
     expect(inspected.harden.operation).toBe('dispose');
     expect(inspected.harden.settings.method).toBe('gc');
+    // Measured figures: target accuracy before/after, under onnxruntime and tfjs, which agree.
+    const acc = inspected.harden.figures.accuracy;
+    expect(acc.data).toBe('mnist:split=train,limit=128');
+    expect(acc.images).toBe(128);
+    for (const phase of [acc.before, acc.after]) {
+      expect(phase.onnxruntime).toBeGreaterThan(0.5);
+      expect(Math.abs(phase.onnxruntime - phase.tfjs)).toBeLessThanOrEqual(1 / 128);
+    }
+    expect(summary.accuracy).toEqual(acc);
     // --engine auto (the default) disposes on ort; --engine tfjs on the tfjs graph.
     expect(inspected.harden.settings.engine).toBe('ort');
     const tfjsOut = path.join(dir, 'disposed-tfjs.onnx');
