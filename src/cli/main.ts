@@ -248,6 +248,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
+          .option('source-head-lr', { type: 'number', default: 0, describe: 'Train H_s along: one SGD step at this rate on its forget-batch cross-entropy after every step (0: H_s fixed)' })
           .option('test-data', { type: 'string', describe: 'Target-task test data: the disposed model\'s accuracy on it (onnxruntime and tfjs, before and after) goes into its metadata (default: the retain data)' })
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
@@ -270,6 +271,7 @@ export async function main(argv: string[]): Promise<number> {
             batchSize: args['batch-size'],
             forgetBatchSize: args['forget-batch-size'],
             seed: args.seed,
+            sourceHeadLearningRate: args['source-head-lr'],
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },
         });

@@ -16,7 +16,7 @@ import { exportModel } from '../export/export.js';
 import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
 import { mkdir } from 'node:fs/promises';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
-import { parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+import { HEAD_STATE, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
 const HEAD_PREFIX = 'harden_source_head/';
 const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
@@ -107,13 +107,24 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         if (s.lambda > 0) accumulateGradients(grads, fr.gradients, s.lambda);
       }
       engine.applyGradients(grads);
+      const rate = s.sourceHeadLearningRate ?? 0;
+      if (rate > 0) {
+        const hr = await engine.run(fb.x, { training: false, wrt: [...headNames], losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(fb.y, C) }] });
+        const current = engine.weights();
+        engine.setWeights(new Map([...hr.gradients].map(([n, g]) => [n, Float32Array.from(current.get(n)!, (w, i) => w - rate * g[i])])));
+      }
       return { distillation, forget };
     },
     weights,
     async save(dir, key, position, history) {
       await mkdir(dir, { recursive: true });
       await exportModel(model, weights(), checkpointModelPath(dir), { overwrite: true });
-      await writeState(dir, { version: 1, epoch: position, settings: key, history: history as unknown as Record<string, unknown>[], optimizer: encodeOptimizer(await engine.optimizerState()) });
+      const current = engine.weights();
+      const headState = new Map([...headNames].map((n) => [`${HEAD_STATE}${n.slice(HEAD_PREFIX.length)}`, { shape: n.endsWith('weight') ? [head.featureSize, C] : [C], data: current.get(n)! }]));
+      await writeState(dir, {
+        version: 1, epoch: position, settings: key, history: history as unknown as Record<string, unknown>[],
+        optimizer: encodeOptimizer(await engine.optimizerState()), tensors: encodeOptimizer(headState),
+      });
     },
     async restore(dir, key) {
       const checkpoint = await openCheckpoint(dir, key);
@@ -122,6 +133,11 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
       const missing = [...restored].find(([, v]) => !v);
       if (missing) throw new HardenError(`${dir}: checkpoint has no weight '${missing[0]}'`);
       engine.setWeights(restored as Map<string, Float32Array>);
+      const headState = decodeOptimizer(checkpoint.state.tensors ?? []);
+      for (const n of headNames) {
+        const saved = headState.get(`${HEAD_STATE}${n.slice(HEAD_PREFIX.length)}`);
+        if (saved) engine.setWeights(new Map([[n, saved.data]]));
+      }
       await engine.setOptimizerState(decodeOptimizer(checkpoint.state.optimizer));
       return { position: checkpoint.state.epoch, history: checkpoint.state.history as unknown as DisposeStepRecord[] };
     },

@@ -36,6 +36,7 @@ import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { restrictForget, restrictHead } from './forget-classes.js';
+import type { NamedArrays } from '../engine/optimizer-state.js';
 import { buildSourceHead, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
 import { ortDisposeStepper } from './dispose-ort.js';
@@ -65,6 +66,12 @@ export interface DisposeSettings {
   forgetClasses?: number[];
   /** Training engine of the steps (default: the one selectEngine chose; tfjs when none was). */
   engine?: EngineName;
+  /**
+   * H_s trained along (> 0): after every step, one SGD step at this rate on H_s's cross-entropy
+   * over the forget batch with the backbone fixed, so the forget term always faces a head that
+   * still reads the source task from the current features. 0 or absent: H_s stays fixed.
+   */
+  sourceHeadLearningRate?: number;
 }
 
 /**
@@ -149,6 +156,9 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (!Number.isInteger(s.steps) || s.steps < 0) fail(`steps must be an integer ≥ 0, got ${s.steps}`);
   if (!(s.learningRate > 0)) fail(`learning rate must be > 0, got ${s.learningRate}`);
   if (!(s.temperature > 0)) fail(`temperature must be > 0, got ${s.temperature}`);
+  if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
+    fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
+  }
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
 }
@@ -240,9 +250,17 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
   const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
   const per = s.forgetBatchSize / s.chunks;
   const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
+  // H_s as variables (trained along when sourceHeadLearningRate > 0).
+  const headWeight = tf.variable(h.weight, true, `${HEAD_STATE}weight_${tfjsHeadCount}`);
+  const headBias = tf.variable(h.bias, true, `${HEAD_STATE}bias_${tfjsHeadCount++}`);
+  const headLogits = (features: tf.Tensor) => tf.add(tf.matMul(tf.reshape(features, [features.shape[0], h.featureSize]), headWeight), headBias) as tf.Tensor2D;
   // Source-head logits of a forget batch through the (possibly substituted) backbone, inference mode.
   const sourceLogits = (x: tf.Tensor, params?: Map<string, tf.Tensor>): tf.Tensor2D =>
-    h.logits(graph.run({ [inputName]: x }, { outputs: [featureTensor], parameters: params }).outputs.get(featureTensor)!);
+    headLogits(graph.run({ [inputName]: x }, { outputs: [featureTensor], parameters: params }).outputs.get(featureTensor)!);
+  const headTensors = async (): Promise<NamedArrays> => new Map([
+    [`${HEAD_STATE}weight`, { shape: headWeight.shape, data: (await headWeight.data()) as Float32Array }],
+    [`${HEAD_STATE}bias`, { shape: headBias.shape, data: (await headBias.data()) as Float32Array }],
+  ]);
   return {
     async step(target, fb, rtfLabels) {
       const values = tf.tidy(() => {
@@ -288,21 +306,42 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       });
       const [distillation, forget] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
+      const rate = s.sourceHeadLearningRate ?? 0;
+      if (rate > 0) {
+        tf.tidy(() => {
+          const y = tf.tensor1d(fb.y, 'int32');
+          const features = graph.run(feed(fb.x), { outputs: [featureTensor] }).outputs.get(featureTensor)!;
+          const { grads: g } = tf.variableGrads(() => crossEntropy(headLogits(features), y), [headWeight, headBias]);
+          headWeight.assign(tf.sub(headWeight, tf.mul(g[headWeight.name]!, rate)));
+          headBias.assign(tf.sub(headBias, tf.mul(g[headBias.name]!, rate)));
+        });
+      }
       return { distillation, forget };
     },
     weights: () => graph.readWeights(),
-    save: (dir, key, position, history) =>
-      saveStepCheckpoint(dir, model, graph, optimizer, key, { position, history: history as unknown as Record<string, unknown>[], tensors: new Map() }),
+    save: async (dir, key, position, history) =>
+      saveStepCheckpoint(dir, model, graph, optimizer, key, { position, history: history as unknown as Record<string, unknown>[], tensors: await headTensors() }),
     async restore(dir, key) {
       const restored = await loadStepCheckpoint(dir, graph, optimizer, allVars, key);
-      return restored && { position: restored.position, history: restored.history as unknown as DisposeStepRecord[] };
+      if (!restored) return undefined;
+      const w = restored.tensors.get(`${HEAD_STATE}weight`), b = restored.tensors.get(`${HEAD_STATE}bias`);
+      if (w && b) {
+        headWeight.assign(tf.tensor(w.data, headWeight.shape));
+        headBias.assign(tf.tensor(b.data, headBias.shape));
+      }
+      return { position: restored.position, history: restored.history as unknown as DisposeStepRecord[] };
     },
     dispose() {
       optimizer.dispose();
       teacher.dispose();
+      tf.dispose([headWeight, headBias]);
     },
   };
 }
+
+/** Checkpoint names of H_s's current weights (a trained-along head changes). */
+export const HEAD_STATE = 'source_head:';
+let tfjsHeadCount = 0;
 
 /** All learnable parameters and the backbone's (all but the classifier head's). */
 export function parameterSplit(source: string, learnable: readonly string[], layout: HeadLayout): { allNames: string[]; backboneNames: string[] } {

@@ -207,6 +207,13 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     tf.dispose([z0, zr, zu]);
   });
 
+  it('a source head trained along changes the forget term the backbone faces', async () => {
+    const fixed = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'utf', steps: 3 });
+    const along = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'utf', steps: 3, sourceHeadLearningRate: 1 });
+    expect(along.history[0]!.forget).toBe(fixed.history[0]!.forget); // the head moves after the first step
+    expect(Math.abs(along.history[2]!.forget - fixed.history[2]!.forget)).toBeGreaterThan(1e-3);
+  });
+
   it('runs with a linear-probe source head (no source model)', async () => {
     const { history } = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, sourceModel: undefined, steps: 3, probe: { epochs: 2 } });
     expect(history).toHaveLength(3);
@@ -220,10 +227,10 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(a.history).toEqual(b.history);
   });
 
-  it('resumes from a checkpoint to the same result', async () => {
-    const s = { ...base, method: 'rtf' as const, steps: 6 };
+  it.each([0, 0.5])('resumes from a checkpoint to the same result (source head learning rate %s)', async (rate) => {
+    const s = { ...base, method: 'rtf' as const, steps: 6, sourceHeadLearningRate: rate };
     const full = await disposeModel(model, 'tiny.onnx', { retain, forget }, s);
-    const ckpt = path.join(dir, 'resume');
+    const ckpt = path.join(dir, `resume-${engine}-${rate}`);
     const stop = new Error('interrupted');
     await expect(
       disposeModel(model, 'tiny.onnx', { retain, forget }, s, { checkpointDir: ckpt, checkpointEvery: 3, progress: { onStep: (r) => { if (r.step === 4) throw stop; } } }),
@@ -255,6 +262,7 @@ describe('disposeModel', () => {
   it('rejects bad settings and data with one-line HardenErrors', async () => {
     const run = (s: Partial<DisposeSettings>, d = { retain, forget }) => disposeModel(model, 'tiny.onnx', d, { ...base, ...s });
     expect((await errorOf(run({ lambda: -1 }))).message).toMatch(/lambda/);
+    expect((await errorOf(run({ sourceHeadLearningRate: -1 }))).message).toMatch(/source head learning rate/);
     expect((await errorOf(run({ chunks: 1 }))).message).toMatch(/chunks/);
     expect((await errorOf(run({ forgetBatchSize: 10 }))).message).toMatch(/multiple of chunks/);
     const empty: Dataset = { ...forget, images: new Float32Array(0), labels: new Int32Array(0) };
