@@ -249,6 +249,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
           .option('source-head-lr', { type: 'number', default: 0, describe: 'Train H_s along: one SGD step at this rate on its forget-batch cross-entropy after every step (0: H_s fixed)' })
+          .option('forget-params', { type: 'string', describe: 'θ of the forget term: comma-separated parameter-name prefixes, e.g. conv (default: the whole backbone)' })
           .option('test-data', { type: 'string', describe: 'Target-task test data: the disposed model\'s accuracy on it (onnxruntime and tfjs, before and after) goes into its metadata (default: the retain data)' })
           .option('seed', { type: 'number', default: DISPOSE.seed })
           .options(RUN_OPTIONS),
@@ -272,6 +273,7 @@ export async function main(argv: string[]): Promise<number> {
             forgetBatchSize: args['forget-batch-size'],
             seed: args.seed,
             sourceHeadLearningRate: args['source-head-lr'],
+            ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',') } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },
         });

@@ -66,7 +66,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const engine = new OrtTrainable(stitched, source);
   const headNames = new Set([`${HEAD_PREFIX}weight`, `${HEAD_PREFIX}bias`]);
   const learnable = engine.parameterNames.filter((n) => !headNames.has(n));
-  const { allNames, backboneNames } = parameterSplit(source, learnable, layout);
+  const { allNames, backboneNames } = parameterSplit(source, learnable, layout, s.forgetParameters);
   const initial = engine.weights();
   const modelNames = new Set((model.proto.graph?.initializer ?? []).map((t) => t.name ?? ''));
   engine.setOptimizer({ kind: 'adam', learningRate: s.learningRate });

@@ -72,6 +72,11 @@ export interface DisposeSettings {
    * still reads the source task from the current features. 0 or absent: H_s stays fixed.
    */
   sourceHeadLearningRate?: number;
+  /**
+   * θ of the forget term: backbone parameters whose names start with one of these (default:
+   * the whole backbone). Distillation still updates every parameter.
+   */
+  forgetParameters?: string[];
 }
 
 /**
@@ -244,7 +249,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
   const inputName = graph.inputs[0].name;
   const outputName = graph.outputNames[0];
   const featureTensor = layout.head.featureTensor;
-  const { allNames, backboneNames } = parameterSplit(graph.source, [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n)), layout);
+  const { allNames, backboneNames } = parameterSplit(graph.source, [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n)), layout, s.forgetParameters);
   const allVars = allNames.map((n) => graph.variables.get(n)!);
   const backboneVars = backboneNames.map((n) => graph.variables.get(n)!);
   const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
@@ -343,11 +348,18 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
 export const HEAD_STATE = 'source_head:';
 let tfjsHeadCount = 0;
 
-/** All learnable parameters and the backbone's (all but the classifier head's). */
-export function parameterSplit(source: string, learnable: readonly string[], layout: HeadLayout): { allNames: string[]; backboneNames: string[] } {
+/**
+ * All learnable parameters, and θ of the forget term: the backbone's (all but the classifier
+ * head's), narrowed to `forgetParameters` prefixes when given.
+ */
+export function parameterSplit(source: string, learnable: readonly string[], layout: HeadLayout, forgetParameters?: readonly string[]): { allNames: string[]; backboneNames: string[] } {
   const headParams = new Set(layout.head.parameters);
-  const backboneNames = learnable.filter((n) => !headParams.has(n));
+  let backboneNames = learnable.filter((n) => !headParams.has(n));
   if (backboneNames.length === 0) fail(`${source}: the model has no backbone parameters before its classifier`);
+  if (forgetParameters?.length) {
+    backboneNames = backboneNames.filter((n) => forgetParameters.some((p) => n.startsWith(p)));
+    if (backboneNames.length === 0) fail(`${source}: no backbone parameter starts with ${forgetParameters.map((p) => `'${p}'`).join(' or ')}`);
+  }
   return { allNames: [...learnable], backboneNames };
 }
 

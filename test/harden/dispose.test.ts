@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { encodeModel, type OnnxModel } from '../../src/onnx/model.js';
+import { encodeModel, initializerMap, type OnnxModel } from '../../src/onnx/model.js';
+import { hostToFloat32 } from '../../src/onnx/tensor.js';
 import type { ModelProto } from '../../src/onnx/schema.js';
 import { ImportedGraph } from '../../src/import/graph.js';
 import { initBackend } from '../../src/engine/backend.js';
@@ -212,6 +213,15 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     const along = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'utf', steps: 3, sourceHeadLearningRate: 1 });
     expect(along.history[0]!.forget).toBe(fixed.history[0]!.forget); // the head moves after the first step
     expect(Math.abs(along.history[2]!.forget - fixed.history[2]!.forget)).toBeGreaterThan(1e-3);
+  });
+
+  it('narrows θ of the forget term to the given parameters (the others move by distillation only)', async () => {
+    const convOnly = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'rtf', steps: 2, lambda: 1, forgetParameters: ['c'] });
+    const all = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, method: 'rtf', steps: 2, lambda: 1 });
+    expect(convOnly.history[0]!.forget).toBe(all.history[0]!.forget);
+    const w = (p: ModelProto, n: string) => hostToFloat32(initializerMap(p).get(n)!);
+    expect(Array.from(w(convOnly.proto, 'hw'))).not.toEqual(Array.from(w(all.proto, 'hw')));
+    await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, forgetParameters: ['nothing'] })).rejects.toThrow(/no backbone parameter starts with 'nothing'/);
   });
 
   it('runs with a linear-probe source head (no source model)', async () => {
