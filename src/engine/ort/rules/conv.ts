@@ -95,16 +95,11 @@ function patchOffsets(padded: number[], out: number[], w: Window): number[] {
  */
 function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window): string {
   const e = ctx.e;
-  const xs = e.shape(x);
+  const [n, c] = e.shape(x);
   const ys = e.shape(dy);
-  const [n, c] = xs;
   const m = ys[1];
-  const d = xs.length - 2;
-  const spatial = xs.slice(2);
-  const padded = spatial.map((s, i) => s + w.pads[i] + w.pads[i + d]);
-  const src = w.pads.some((p) => p !== 0)
-    ? e.one('Pad', [x, e.constI([0, 0, ...w.pads.slice(0, d), 0, 0, ...w.pads.slice(d)])], [n, c, ...padded], { mode: 'constant' })
-    : x;
+  const d = ys.length - 2;
+  const { src, padded } = paddedInput(ctx, x, w);
   const area = padded.reduce((a, b) => a * b, 1);
   const outArea = ys.slice(2).reduce((a, b) => a * b, 1);
   const k = weightShape.slice(2);
@@ -112,8 +107,25 @@ function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weigh
   const channelsLast = e.reshape(e.transpose(src, [0, ...Array.from({ length: d }, (_, i) => i + 2), 1]), [n, area, c]);
   const patches = e.one('Gather', [channelsLast, e.constI(patchOffsets(padded, ys.slice(2), w), [outArea, kArea])], [n, outArea, kArea, c], { axis: 1 });
   const perSample = e.one('MatMul', [e.reshape(dy, [n, m, outArea]), e.reshape(patches, [n, outArea, kArea * c])], [n, m, kArea * c]);
-  const summed = e.reduceSum(perSample, [0], false);
-  return e.transpose(e.reshape(summed, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
+  return kernelChannelsFirst(ctx, e.reduceSum(perSample, [0], false), m, k, c);
+}
+
+/** x zero-padded by the window's pads (x itself when there are none) and its padded spatial size. */
+function paddedInput(ctx: RuleContext, x: string, w: Window): { src: string; padded: number[] } {
+  const e = ctx.e;
+  const [n, c, ...spatial] = e.shape(x);
+  const d = spatial.length;
+  const padded = spatial.map((s, i) => s + w.pads[i] + w.pads[i + d]);
+  const src = w.pads.some((p) => p !== 0)
+    ? e.one('Pad', [x, e.constI([0, 0, ...w.pads.slice(0, d), 0, 0, ...w.pads.slice(d)])], [n, c, ...padded], { mode: 'constant' })
+    : x;
+  return { src, padded };
+}
+
+/** A weight gradient laid out [M, ...k, C] (kernel offsets major, channels minor) as ONNX's [M, C, ...k]. */
+function kernelChannelsFirst(ctx: RuleContext, g: string, m: number, k: number[], c: number): string {
+  const d = k.length;
+  return ctx.e.transpose(ctx.e.reshape(g, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
 }
 
 /**
@@ -125,16 +137,12 @@ function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weigh
  */
 function convWeightGradientShifted(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window): string {
   const e = ctx.e;
-  const xs = e.shape(x);
+  const [n, c] = e.shape(x);
   const ys = e.shape(dy);
-  const [n, c] = xs;
   const m = ys[1];
-  const d = xs.length - 2;
+  const d = ys.length - 2;
   const out = ys.slice(2);
-  const padded = xs.slice(2).map((s, i) => s + w.pads[i] + w.pads[i + d]);
-  const src = w.pads.some((p) => p !== 0)
-    ? e.one('Pad', [x, e.constI([0, 0, ...w.pads.slice(0, d), 0, 0, ...w.pads.slice(d)])], [n, c, ...padded], { mode: 'constant' })
-    : x;
+  const { src } = paddedInput(ctx, x, w);
   const k = weightShape.slice(2);
   const axes = Array.from({ length: d }, (_, i) => i + 2);
   const offsets: number[][] = [[]];
@@ -149,8 +157,7 @@ function convWeightGradientShifted(ctx: RuleContext, x: string, dy: string, weig
   const outArea = out.reduce((a, b) => a * b, 1);
   const patches = e.reshape(e.transpose(stacked, [1, 0, ...axes]), [kc, n * outArea]);
   const grad = e.reshape(e.transpose(dy, [1, 0, ...axes]), [m, n * outArea]);
-  const dw = e.one('Gemm', [grad, patches], [m, kc], { transB: 1 });
-  return e.transpose(e.reshape(dw, [m, ...k, c]), [0, d + 1, ...Array.from({ length: d }, (_, i) => i + 1)]);
+  return kernelChannelsFirst(ctx, e.one('Gemm', [grad, patches], [m, kc], { transB: 1 }), m, k, c);
 }
 
 /** Input channels (per group) from which the im2col weight gradient beats the shifted-slices one. */
