@@ -7,14 +7,12 @@
  * gradients and exact Hessian-vector products from the engine (gradient-collision-host.ts).
  * H_s's own initializers are fed but never differentiated or updated.
  */
-import { HardenError } from '../errors.js';
 import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import { AttributeType, newAttribute, newNode, newTypeProto, newValueInfo } from '../onnx/schema.js';
 import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
-import { exportModel } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
-import { mkdir } from 'node:fs/promises';
+import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
+import type { NamedArrays } from '../engine/optimizer-state.js';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
 import { HEAD_STATE, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
@@ -64,11 +62,16 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const C = head.classes;
   const stitched = withSourceHead(model, layout.head.featureTensor, head.weight.dataSync() as Float32Array, head.bias.dataSync() as Float32Array, C);
   const engine = new OrtTrainable(stitched, source);
-  const headNames = new Set([`${HEAD_PREFIX}weight`, `${HEAD_PREFIX}bias`]);
+  // H_s's initializers in the stitched graph, and their names in checkpoints.
+  const headParams = [
+    { name: `${HEAD_PREFIX}weight`, state: `${HEAD_STATE}weight`, shape: [head.featureSize, C] },
+    { name: `${HEAD_PREFIX}bias`, state: `${HEAD_STATE}bias`, shape: [C] },
+  ];
+  const headNames = new Set(headParams.map((p) => p.name));
   const learnable = engine.parameterNames.filter((n) => !headNames.has(n));
   const { allNames, backboneNames } = parameterSplit(source, learnable, layout, s.forgetParameters);
   const initial = engine.weights();
-  const modelNames = new Set((model.proto.graph?.initializer ?? []).map((t) => t.name ?? ''));
+  const modelNames = [...initial.keys()].filter((n) => !headNames.has(n));
   engine.setOptimizer({ kind: 'adam', learningRate: s.learningRate });
   const out = engine.outputName;
   const T = s.temperature;
@@ -79,7 +82,10 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
     hessianVectorProduct: async (x, labels, v) =>
       (await engine.run(x, { training: false, wrt: [...v.keys()], losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(labels, C) }], direction: v })).hessianVector,
   };
-  const weights = () => new Map([...engine.weights()].filter(([n]) => modelNames.has(n)));
+  const weights = () => {
+    const all = engine.weights();
+    return new Map(modelNames.map((n) => [n, all.get(n)!]));
+  };
 
   return {
     async step(target: HostTensor, fb, rtfLabels) {
@@ -117,29 +123,20 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
     },
     weights,
     async save(dir, key, position, history) {
-      await mkdir(dir, { recursive: true });
-      await exportModel(model, weights(), checkpointModelPath(dir), { overwrite: true });
       const current = engine.weights();
-      const headState = new Map([...headNames].map((n) => [`${HEAD_STATE}${n.slice(HEAD_PREFIX.length)}`, { shape: n.endsWith('weight') ? [head.featureSize, C] : [C], data: current.get(n)! }]));
-      await writeState(dir, {
-        version: 1, epoch: position, settings: key, history: history as unknown as Record<string, unknown>[],
-        optimizer: encodeOptimizer(await engine.optimizerState()), tensors: encodeOptimizer(headState),
-      });
+      const headState: NamedArrays = new Map(headParams.map((p) => [p.state, { shape: p.shape, data: current.get(p.name)! }]));
+      await saveArraysCheckpoint(dir, model, weights(), await engine.optimizerState(), key, { position, history: history as unknown as Record<string, unknown>[], tensors: headState });
     },
     async restore(dir, key) {
-      const checkpoint = await openCheckpoint(dir, key);
+      const checkpoint = await openArraysCheckpoint(dir, key, modelNames);
       if (!checkpoint) return undefined;
-      const restored = new Map([...weights().keys()].map((n) => [n, checkpoint.weights.get(n)]));
-      const missing = [...restored].find(([, v]) => !v);
-      if (missing) throw new HardenError(`${dir}: checkpoint has no weight '${missing[0]}'`);
-      engine.setWeights(restored as Map<string, Float32Array>);
-      const headState = decodeOptimizer(checkpoint.state.tensors ?? []);
-      for (const n of headNames) {
-        const saved = headState.get(`${HEAD_STATE}${n.slice(HEAD_PREFIX.length)}`);
-        if (saved) engine.setWeights(new Map([[n, saved.data]]));
+      engine.setWeights(checkpoint.weights);
+      for (const p of headParams) {
+        const saved = checkpoint.tensors.get(p.state);
+        if (saved) engine.setWeights(new Map([[p.name, saved.data]]));
       }
-      await engine.setOptimizerState(decodeOptimizer(checkpoint.state.optimizer));
-      return { position: checkpoint.state.epoch, history: checkpoint.state.history as unknown as DisposeStepRecord[] };
+      await engine.setOptimizerState(checkpoint.optimizer);
+      return { position: checkpoint.position, history: checkpoint.history as unknown as DisposeStepRecord[] };
     },
     dispose: () => engine.dispose(),
   };

@@ -5,10 +5,8 @@
  * is computed here and fed upstream at the feature tensor; the ADMM penalty's gradient
  * ρ(W − anchor) is added on the host. Masks are the engine's own (applied after every update).
  */
-import { mkdir } from 'node:fs/promises';
 import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
-import { exportModel } from '../export/export.js';
-import { checkpointModelPath, decodeOptimizer, encodeOptimizer, openCheckpoint, writeState } from '../train/checkpoint.js';
+import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import { fisherRatioWithGradient } from './fisher.js';
 import type { PruneProblem, PruneStepper } from './prune.js';
 
@@ -94,21 +92,16 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
     },
     weights: () => engine.weights(),
     async save(dir, key, position, history, tensors) {
-      await mkdir(dir, { recursive: true });
-      await exportModel(model, engine.weights(), checkpointModelPath(dir), { overwrite: true });
-      const optimizer = encodeOptimizer(active ? await engine.optimizerState() : new Map());
-      await writeState(dir, { version: 1, epoch: position, settings: key, history, optimizer, tensors: encodeOptimizer(tensors) });
+      await saveArraysCheckpoint(dir, model, engine.weights(), active ? await engine.optimizerState() : new Map(), key, { position, history, tensors });
     },
     async restore(dir, key, learningRateAt) {
-      const checkpoint = await openCheckpoint(dir, key);
+      const checkpoint = await openArraysCheckpoint(dir, key, engine.weights().keys());
       if (!checkpoint) return undefined;
-      const { state, weights } = checkpoint;
-      engine.setWeights(new Map([...engine.weights().keys()].map((n) => [n, weights.get(n)!])));
-      engine.setOptimizer({ kind: 'adam', learningRate: learningRateAt(state.epoch) });
-      const optimizer = decodeOptimizer(state.optimizer);
-      active = optimizer.size > 0;
-      if (active) await engine.setOptimizerState(optimizer);
-      return { position: state.epoch, history: state.history, tensors: decodeOptimizer(state.tensors ?? []) };
+      engine.setWeights(checkpoint.weights);
+      engine.setOptimizer({ kind: 'adam', learningRate: learningRateAt(checkpoint.position) });
+      active = checkpoint.optimizer.size > 0;
+      if (active) await engine.setOptimizerState(checkpoint.optimizer);
+      return checkpoint;
     },
     dispose: () => engine.dispose(),
   };
