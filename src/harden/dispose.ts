@@ -256,8 +256,8 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
   const per = s.forgetBatchSize / s.chunks;
   const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
   // H_s as variables (trained along when sourceHeadLearningRate > 0).
-  const headWeight = tf.variable(h.weight, true, `${HEAD_STATE}weight_${tfjsHeadCount}`);
-  const headBias = tf.variable(h.bias, true, `${HEAD_STATE}bias_${tfjsHeadCount++}`);
+  const headWeight = tf.variable(h.weight, true);
+  const headBias = tf.variable(h.bias, true);
   const headLogits = (features: tf.Tensor) => tf.add(tf.matMul(tf.reshape(features, [features.shape[0], h.featureSize]), headWeight), headBias) as tf.Tensor2D;
   // Source-head logits of a forget batch through the (possibly substituted) backbone, inference mode.
   const sourceLogits = (x: tf.Tensor, params?: Map<string, tf.Tensor>): tf.Tensor2D =>
@@ -346,7 +346,6 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
 
 /** Checkpoint names of H_s's current weights (a trained-along head changes). */
 export const HEAD_STATE = 'source_head:';
-let tfjsHeadCount = 0;
 
 /**
  * All learnable parameters, and θ of the forget term: the backbone's (all but the classifier
