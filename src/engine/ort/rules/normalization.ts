@@ -202,23 +202,22 @@ for (const op of ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceL2', 'ReduceSum
 
 registerRules(['Softmax', 'LogSoftmax'], 13, (op) => ({
   diffInputs: [0],
-  backward(ctx) {
-    const e = ctx.e;
-    const y = ctx.node.output[0];
-    const axis = softmaxAxis(ctx);
-    const dy = ctx.dy[0]!;
-    if (op === 'Softmax') return [e.mul(y, e.sub(dy, e.reduceSum(e.mul(dy, y), [axis], true)))];
-    return [e.sub(dy, e.mul(e.unary('Exp', y), e.reduceSum(dy, [axis], true)))];
-  },
-  tangent(ctx) {
-    const e = ctx.e;
-    const y = ctx.node.output[0];
-    const axis = softmaxAxis(ctx);
-    const tx = ctx.t[0]!;
-    if (op === 'Softmax') return [e.mul(y, e.sub(tx, e.reduceSum(e.mul(y, tx), [axis], true)))];
-    return [e.sub(tx, e.reduceSum(e.mul(e.unary('Exp', y), tx), [axis], true))];
-  },
+  backward: (ctx) => [softmaxJacobianProduct(ctx, op, ctx.dy[0]!, true)],
+  tangent: (ctx) => [softmaxJacobianProduct(ctx, op, ctx.t[0]!, false)],
 }));
+
+/**
+ * Jᵀ·v (`transposed`, the gradient) or J·v (the tangent) of Softmax / LogSoftmax at its output y,
+ * p = softmax: Softmax's Jacobian diag(p) − p pᵀ is symmetric, LogSoftmax's is I − 1 pᵀ.
+ */
+function softmaxJacobianProduct(ctx: RuleContext, op: string, v: string, transposed: boolean): string {
+  const e = ctx.e;
+  const y = ctx.node.output[0];
+  const axis = [softmaxAxis(ctx)];
+  if (op === 'Softmax') return e.mul(y, e.sub(v, e.reduceSum(e.mul(v, y), axis, true)));
+  const p = e.unary('Exp', y);
+  return transposed ? e.sub(v, e.mul(p, e.reduceSum(v, axis, true))) : e.sub(v, e.reduceSum(e.mul(p, v), axis, true));
+}
 
 function softmaxAxis(ctx: RuleContext): number {
   const rank = ctx.shape(ctx.node.output[0]).length;
