@@ -27,6 +27,8 @@ export interface DisposeCliOptions {
 export async function runDispose(o: DisposeCliOptions): Promise<Record<string, unknown>> {
   const model = await loadModel(o.model);
   const [retain, forget] = [await loadDataset(o.retain), await loadDataset(o.forget)];
+  // Loaded before disposal starts, so a bad spec fails at once rather than after the run.
+  const testSet = o.testData ? await loadDataset(o.testData) : retain;
   const sourceModel = o.sourceModel ? await loadModel(o.sourceModel) : undefined;
   const checkpointDir = o.checkpointDir ?? `${o.output}.ckpt`;
   const tty = process.stderr.isTTY && !o.json;
@@ -50,7 +52,7 @@ export async function runDispose(o: DisposeCliOptions): Promise<Record<string, u
       },
     });
     bar?.stop();
-    const accuracy = await accuracyFigures(model.proto, proto, o.testData ? await loadDataset(o.testData) : retain, o.testData ?? o.retain);
+    const accuracy = await accuracyFigures(model.proto, proto, testSet, o.testData ?? o.retain);
     const record = readHardenRecord(proto);
     if (record) setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ ...record, figures: { ...record.figures, accuracy } }));
     await exportModel({ ...model, proto }, new Map(), o.output, { overwrite: o.overwrite });

@@ -273,7 +273,7 @@ export async function main(argv: string[]): Promise<number> {
             forgetBatchSize: args['forget-batch-size'],
             seed: args.seed,
             sourceHeadLearningRate: args['source-head-lr'],
-            ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',') } : {}),
+            ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },
         });

@@ -49,6 +49,9 @@ describe('harden dispose', () => {
     const out = path.join(dir, 'bad.onnx');
     const base = ['dispose', MNIST_MODEL, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:per-class=4', '-o', out];
     expectOneLineError(harden(...base, '--lambda', '-1'), 2, /λ|lambda/);
+    expectOneLineError(harden(...base, '--test-data', 'nosuch:x'), 2, /dataset spec 'nosuch:x'/);
+    expectOneLineError(harden(...base, '--forget-params', 'nothing', '--steps', '1'), 2, /no backbone parameter starts with 'nothing'/);
+    expectOneLineError(harden(...base, '--source-head-lr', '-1'), 2, /source head learning rate/);
     expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);
     expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), 2, /backbone does not match|images|\[/);
   });
