@@ -17,6 +17,7 @@ import { gradientCollision } from '../harden/losses.js';
 import { gradientCollisionHost } from '../harden/gradient-collision-host.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
 import { findClassifierHead } from '../import/head.js';
+import { benchAttacks } from './attacks.js';
 
 /**
  * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
@@ -44,7 +45,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; ort: boolean; kernelBackends: BackendName[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; ort: boolean; attacks: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -59,6 +60,7 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     data: !args.includes('--no-data'),
     gc: !args.includes('--no-gc'),
     ort: !args.includes('--no-ort'),
+    attacks: !args.includes('--no-attacks'),
     // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
     kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
   };
@@ -238,10 +240,11 @@ async function main(): Promise<void> {
   const data = opts.data ? await benchData() : undefined;
   const training = opts.data ? await benchTrainThroughput(opts.backends[0], opts.reps) : undefined;
   const ortEngine = opts.ort ? await benchOrtEngine(opts.reps, 1000) : undefined;
+  const attacks = opts.attacks ? await benchAttacks(ROOT, [1, (await import('node:os')).cpus().length]) : undefined;
   const gradientCollisionStep = opts.gc ? await benchGc(opts.backends[0], opts.reps) : undefined;
   // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
   const kernels = opts.kernels ? await benchKernels({ backends: opts.kernelBackends, repeats: opts.reps }) : undefined;
-  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, gradientCollision: gradientCollisionStep, ortEngine, kernels };
+  const report = { harden: 'bench', date: new Date().toISOString(), node: process.version, cpus: (await import('node:os')).cpus().length, results, data, training, gradientCollision: gradientCollisionStep, ortEngine, attacks, kernels };
   const out = path.join(ROOT, 'bench-results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'bench.json'), JSON.stringify(report, null, 2));

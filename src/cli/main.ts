@@ -13,6 +13,7 @@ import { runVerify, formatVerify, verifyReport, type VerifyCliOptions } from './
 import { formatSummary, PIPELINE_METHODS, runPipeline, type PipelineMethod } from './pipeline.js';
 import { GATE_NAMES, parseGates } from '../verify/gates.js';
 import { useDevice } from '../verify/ort.js';
+import { parseWorkers } from '../verify/attack-pool.js';
 import { DEFAULT_DISPOSE_SETTINGS as DISPOSE } from '../harden/dispose.js';
 import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
 import { DEFAULT_NTL_SETTINGS as NTL } from '../harden/ntl.js';
@@ -66,6 +67,7 @@ const ATTACK_OPTIONS = {
   'members': { type: 'string', describe: 'mia: data the model was trained on (e.g. the forget data)' },
   'non-members': { type: 'string', describe: 'mia: held-out data of the same distribution' },
   'lr-grid': { type: 'string', default: '1e-3,3e-3', describe: 'pl/slc: learning rates the attacker tries' },
+  workers: { type: 'string', default: 'auto', describe: 'pl/slc: worker threads for their independent fine-tuning runs (auto: one per core; 1: in this process). Figures do not depend on it beyond float32 rounding' },
   device: { choices: ['cpu', 'cuda'], default: 'cpu', describe: 'Where onnxruntime evaluates: cuda when its provider libraries are present, else a warning and the CPU' },
   strict: { type: 'boolean', default: false, describe: 'With --device cuda: fail (exit 4) instead of falling back to the CPU' },
 } as const;
@@ -99,6 +101,7 @@ function attackOptions(args: { [K in keyof typeof ATTACK_OPTIONS]?: unknown }): 
     featureTensor: str('feature-tensor'),
     members: str('members'),
     nonMembers: str('non-members'),
+    workers: parseWorkers(a.workers as string),
   };
 }
 
@@ -243,7 +246,8 @@ export async function main(argv: string[]): Promise<number> {
           .option('lambda', { type: 'number', default: DISPOSE.lambda, describe: 'Weight of the forget term' })
           .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
           .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
-          .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Adam learning rate' })
+          .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
+          .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })
           .option('steps', { type: 'number', default: DISPOSE.steps })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
@@ -273,6 +277,7 @@ export async function main(argv: string[]): Promise<number> {
             forgetBatchSize: args['forget-batch-size'],
             seed: args.seed,
             sourceHeadLearningRate: args['source-head-lr'],
+            ...(args.optimizer !== 'adam' ? { optimizer: args.optimizer } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },

@@ -11,7 +11,10 @@ import { checkModelTakes } from '../train/fit.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { loadDataset } from '../data/index.js';
 import { transferAdvantage } from '../verify/piggyback.js';
-import { checkSlcOptions, learningCurveChart, slcAttack, type LearningCurve, type SlcOptions, type SlcResult } from '../verify/slc.js';
+import { checkSlcOptions, learningCurveChart, slcAttack, slcJobCount, type LearningCurve, type SlcOptions, type SlcResult } from '../verify/slc.js';
+import { withAttackJobs } from '../verify/attack-pool.js';
+import type { JobRunner } from '../verify/jobs.js';
+import { AttackProgress } from './attack-progress.js';
 import type { AttackFigure, ReportCurve } from '../verify/report.js';
 import { splitDataset } from '../verify/split.js';
 import { svgToPng } from '../verify/charts.js';
@@ -46,6 +49,8 @@ export interface VerifyCliOptions {
   /** mia: forget (training) data and held-out data. */
   members?: string;
   nonMembers?: string;
+  /** Worker threads of the pl/slc fine-tuning runs (1: in this process). */
+  workers: number;
   json: boolean;
 }
 
@@ -72,13 +77,29 @@ export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unk
   if (!o.learningRates.length || o.learningRates.some((lr) => !(lr > 0))) throw new HardenError(`--lr-grid needs positive learning rates, got '${o.learningRates.join(',')}'`);
   if (o.attacks.includes('pl') && !(o.plData && o.plTest)) throw new HardenError('--attacks pl needs --pl-data and --pl-test');
   if (o.attacks.includes('slc') && !(o.slcData && o.slcTest)) throw new HardenError('--attacks slc needs --slc-data and --slc-test');
+  if (o.attacks.includes('pl')) checkPlOptions(o);
   if (o.attacks.includes('slc')) checkSlcOptions(slcOptions(o));
+  if (o.attacks.includes('slc') && !(Number.isInteger(o.slcValImages) && o.slcValImages >= 1)) throw new HardenError(`--slc-val-images must be a positive integer, got ${o.slcValImages}`);
+  if (!(Number.isInteger(o.workers) && o.workers >= 1)) throw new HardenError(`--workers must be a positive integer, got ${o.workers}`);
   if ((o.attacks.includes('probe') || o.attacks.includes('knn')) && !(o.data && o.testData)) throw new HardenError('--attacks probe/knn need --data and --test-data');
   if (o.attacks.includes('mia') && !(o.members && o.nonMembers)) throw new HardenError('--attacks mia needs --members and --non-members');
   if (o.plot && !/\.(svg|png)$/i.test(o.plot)) throw new HardenError(`--plot must name a .svg or .png file, got '${o.plot}'`);
   const model = await loadModel(o.model);
   const report: Record<string, unknown> = { model: o.model };
-  if (o.attacks.includes('pl')) report.pl = await runPl(model, o);
+  // pl and slc consist of independent fine-tuning runs: both go to one pool at once.
+  const progress = new AttackProgress(!o.json);
+  try {
+    await withAttackJobs(o.workers, async (run) => {
+      const [pl, slc] = await Promise.all([
+        o.attacks.includes('pl') ? runPl(model, o, progress.counted('pl', 2 * o.learningRates.length, run)) : undefined,
+        o.attacks.includes('slc') ? runSlc(model, o, progress, run) : undefined,
+      ]);
+      if (pl) report.pl = pl;
+      if (slc) report.slc = slc;
+    });
+  } finally {
+    progress.stop();
+  }
   if (o.attacks.includes('probe') || o.attacks.includes('knn')) Object.assign(report, await runFeatureAttacks(model, o));
   if (o.attacks.includes('mia')) {
     const [members, nonMembers] = [await loadDataset(o.members!), await loadDataset(o.nonMembers!)];
@@ -86,23 +107,23 @@ export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unk
     checkModelTakes(model.proto, nonMembers, `'${o.nonMembers}'`);
     report.mia = { protocol: { members: o.members, nonMembers: o.nonMembers }, ...(await membershipInference(model.proto, members, nonMembers)) };
   }
-  if (o.attacks.includes('slc')) {
-    const slc = await runSlc(model, o);
-    report.slc = slc;
-    if (o.plot) await writePlot(o.plot, slc.result, o.model);
-  }
-  return report;
+  if (o.plot && report.slc) await writePlot(o.plot, (report.slc as { result: SlcResult }).result, o.model);
+  // The report's key order does not depend on which attack finished first.
+  return Object.fromEntries(['model', 'pl', 'probe', 'knn', 'mia', 'slc'].filter((k) => k in report).map((k) => [k, report[k]]));
 }
 
-async function runPl(model: OnnxModel, o: VerifyCliOptions): Promise<Record<string, unknown>> {
+function checkPlOptions(o: VerifyCliOptions): void {
   if (!(o.valFraction > 0 && o.valFraction < 1)) throw new HardenError(`--val-fraction must be in (0, 1), got ${o.valFraction}`);
   for (const name of ['epochs', 'batchSize'] as const) {
     if (!Number.isInteger(o[name]) || o[name] < 1) throw new HardenError(`--${name === 'batchSize' ? 'batch-size' : name} must be a positive integer, got ${o[name]}`);
   }
+}
+
+async function runPl(model: OnnxModel, o: VerifyCliOptions, run: JobRunner): Promise<Record<string, unknown>> {
   const pool = await loadDataset(o.plData!);
   const { train, val } = splitDataset(pool, o.valFraction, o.seed);
   const test = await loadDataset(o.plTest!);
-  const r = await transferAdvantage(model, o.seed, { train, val, test }, { epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed });
+  const r = await transferAdvantage(model, o.seed, { train, val, test }, { epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed }, run);
   return {
     protocol: { plData: o.plData, plTest: o.plTest, trainImages: train.labels.length, valImages: val.labels.length, testImages: test.labels.length, epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed },
     plAccuracy: r.pl.accuracy,
@@ -139,17 +160,15 @@ async function runFeatureAttacks(model: OnnxModel, o: VerifyCliOptions): Promise
 
 const slcOptions = (o: VerifyCliOptions): SlcOptions => ({ fractions: o.slcFractions, steps: o.slcSteps, batchSize: o.slcBatchSize, learningRates: o.learningRates, seed: o.seed });
 
-async function runSlc(model: OnnxModel, o: VerifyCliOptions): Promise<{ protocol: Record<string, unknown>; result: SlcResult; slcAuc: number; slcAucMasked?: number }> {
-  if (!(Number.isInteger(o.slcValImages) && o.slcValImages >= 1)) throw new HardenError(`--slc-val-images must be a positive integer, got ${o.slcValImages}`);
+async function runSlc(model: OnnxModel, o: VerifyCliOptions, progress: AttackProgress, run: JobRunner): Promise<{ protocol: Record<string, unknown>; result: SlcResult; slcAuc: number; slcAucMasked?: number }> {
   const pool = await loadDataset(o.slcData!);
   if (o.slcValImages >= pool.labels.length) throw new HardenError(`--slc-val-images ${o.slcValImages} leaves no training images of the ${pool.labels.length} in '${o.slcData}'`);
   const { train, val } = splitDataset(pool, o.slcValImages / pool.labels.length, o.seed);
   const test = await loadDataset(o.slcTest!);
   const opts = slcOptions(o);
-  const log = (line: string) => !o.json && process.stderr.write(line + '\n');
   const result = await slcAttack(model, { train, val, test }, opts, o.seed, {
-    onCurve: (name) => log(`slc: ${name} curve`),
-    onPoint: (p) => log(`  r = ${p.fraction}: ${p.images} images, test accuracy ${(100 * p.accuracy).toFixed(2)} % (lr ${p.learningRate})`),
+    run: progress.counted('slc', slcJobCount(model.proto, opts), run),
+    progress: { onPoint: (p, curve) => progress.log(`slc: ${curve} curve, r = ${p.fraction}: ${p.images} images, test accuracy ${(100 * p.accuracy).toFixed(2)} % (lr ${p.learningRate})`) },
   });
   return {
     protocol: { slcData: o.slcData, slcTest: o.slcTest, trainImages: train.labels.length, valImages: val.labels.length, testImages: test.labels.length, ...opts },

@@ -5,7 +5,6 @@
  * shape, mode) and reused.
  */
 import * as ort from 'onnxruntime-node';
-import os from 'node:os';
 import { HardenError } from '../errors.js';
 import { encodeModel, initializerMap, type OnnxModel } from '../onnx/model.js';
 import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
@@ -15,7 +14,7 @@ import { buildTrainingGraph, type LossSpec, type TrainingGraph } from './ort/aut
 import { HostOptimizer } from './host-optimizer.js';
 import type { NamedArrays } from './optimizer-state.js';
 import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
-import { currentOrtProvider } from '../verify/ort.js';
+import { currentOrtProvider, ortThreads } from '../verify/ort.js';
 
 /** What one run of a training graph computes. */
 export interface GraphRequest {
@@ -49,7 +48,7 @@ interface Compiled {
 }
 
 export interface OrtEngineOptions {
-  /** onnxruntime intra-op threads (default: the machine's cores). */
+  /** onnxruntime intra-op threads (default: ortThreads(), the machine's cores unless set). */
   threads?: number;
 }
 
@@ -113,7 +112,7 @@ export class OrtTrainable implements TrainableGraph {
     const order = new Map([...inits.keys()].map((n, i) => [n, i]));
     this.parameterNames = names.sort((a, b) => order.get(a)! - order.get(b)!);
     this.statisticNames = stats;
-    this.threads = opts.threads ?? os.cpus().length;
+    this.threads = opts.threads ?? ortThreads();
   }
 
   private checkInput(x: HostTensor): number[] {

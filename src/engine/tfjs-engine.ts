@@ -13,7 +13,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
   return tf.neg(tf.mean(picked)) as tf.Scalar;
 }
 
-function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
+export function makeOptimizer(spec: OptimizerSpec): tf.Optimizer {
   switch (spec.kind) {
     case 'sgd':
       return tf.train.sgd(spec.learningRate);

@@ -72,7 +72,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const { allNames, backboneNames } = parameterSplit(source, learnable, layout, s.forgetParameters);
   const initial = engine.weights();
   const modelNames = [...initial.keys()].filter((n) => !headNames.has(n));
-  engine.setOptimizer({ kind: 'adam', learningRate: s.learningRate });
+  engine.setOptimizer({ kind: s.optimizer ?? 'adam', learningRate: s.learningRate });
   const out = engine.outputName;
   const T = s.temperature;
   const per = s.forgetBatchSize / s.chunks;

@@ -10,7 +10,7 @@
  *   utf:    L = L_KD + λ·KL(uniform ‖ softmax(H_s(B(x_s))))
  *   none:   the model is returned unchanged.
  * H_s is fixed (see source-head.ts). All parameters of M (backbone and H_t) are updated by one
- * Adam optimizer; only L_KD reaches H_t (the forget terms never touch it), so the target head
+ * optimizer (Adam unless settings.optimizer names sgd/momentum); only L_KD reaches H_t (the forget terms never touch it), so the target head
  * can follow the backbone as it changes. BatchNorm runs in inference mode throughout: with
  * small chunks, batch statistics would be noisy and differ between chunks (the per-chunk
  * gradients would then depend on chunk composition through BN), and the stored statistics of M
@@ -27,7 +27,8 @@ import type { ModelProto } from '../onnx/schema.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
-import { crossEntropy } from '../engine/tfjs-engine.js';
+import { crossEntropy, makeOptimizer } from '../engine/tfjs-engine.js';
+import type { OptimizerSpec } from '../engine/trainable.js';
 import { ImportedGraph } from '../import/graph.js';
 import { HARDEN_METADATA_KEY, setMetadata, withWeights, type HardenRecord } from '../export/export.js';
 import type { StepRun } from '../train/checkpoint.js';
@@ -77,6 +78,11 @@ export interface DisposeSettings {
    * the whole backbone). Distillation still updates every parameter.
    */
   forgetParameters?: string[];
+  /**
+   * Optimizer of the steps (default Adam). Adam's update does not depend on the gradient's scale,
+   * so near M₀ (where L_KD's gradient is ~0) λ has no effect under it; sgd/momentum let λ act.
+   */
+  optimizer?: OptimizerSpec['kind'];
 }
 
 /**
@@ -127,7 +133,7 @@ function fail(what: string): never {
 /** One engine's side of a disposal: its steps, weights and checkpoints. */
 export interface DisposeStepper {
   /**
-   * One Adam step of L_KD on the target batch plus λ·(forget term) on the forget batch (split
+   * One optimizer step of L_KD on the target batch plus λ·(forget term) on the forget batch (split
    * into k chunks for gc/ngc; rtfLabels are the random targets of rtf); returns both terms.
    */
   step(target: HostTensor, forget: { x: HostTensor; y: Int32Array }, rtfLabels: Int32Array | undefined): Promise<{ distillation: number; forget: number }>;
@@ -177,7 +183,7 @@ function settingsKey(s: DisposeSettings): Record<string, unknown> {
  * Dispose the transferability of `model` (see the module comment). Checkpoints every
  * `run.checkpointEvery` steps into `run.checkpointDir` (state.json's `epoch` counts completed
  * steps); with `run.resume`, continues from the last checkpoint: batches and random labels
- * depend only on (seed, step), H_s is rebuilt from the original model, and weights and Adam
+ * depend only on (seed, step), H_s is rebuilt from the original model, and weights and optimizer
  * state are restored, so a resumed run ends where an uninterrupted one would.
  */
 export async function disposeModel(
@@ -243,7 +249,7 @@ export async function disposeModel(
   }
 }
 
-/** The steps on the tfjs graph: exact double backprop for GC, one tf.Optimizer (Adam). */
+/** The steps on the tfjs graph: exact double backprop for GC, one tf.Optimizer (settings.optimizer). */
 function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: DisposeProblem): DisposeStepper {
   const teacher = new ImportedGraph(model, graph.source);
   const inputName = graph.inputs[0].name;
@@ -252,7 +258,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
   const { allNames, backboneNames } = parameterSplit(graph.source, [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n)), layout, s.forgetParameters);
   const allVars = allNames.map((n) => graph.variables.get(n)!);
   const backboneVars = backboneNames.map((n) => graph.variables.get(n)!);
-  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  const optimizer: tf.Optimizer = makeOptimizer({ kind: s.optimizer ?? 'adam', learningRate: s.learningRate });
   const per = s.forgetBatchSize / s.chunks;
   const feed = (x: HostTensor) => ({ [inputName]: tf.tensor(x.data as Float32Array, x.shape, 'float32') });
   // H_s as variables (trained along when sourceHeadLearningRate > 0).

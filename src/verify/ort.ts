@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ExitCode, HardenError } from '../errors.js';
@@ -12,6 +13,18 @@ export interface OrtOptions {
 }
 
 let provider: 'cpu' | 'cuda' = 'cpu';
+/** onnxruntime intra-op threads of sessions that do not say (0: onnxruntime's default, every core). */
+let defaultThreads = 0;
+
+/** Threads later sessions and ort training engines use by default (attack workers share the cores). */
+export function setOrtThreads(threads: number): void {
+  defaultThreads = threads;
+}
+
+/** The intra-op thread count sessions get by default: setOrtThreads's, else every core. */
+export function ortThreads(): number {
+  return defaultThreads || os.cpus().length;
+}
 
 /** The shared libraries onnxruntime-node's CUDA provider loads (Linux/Windows names). */
 function cudaLibraries(): string[] {
@@ -62,7 +75,7 @@ export function currentOrtProvider(): 'cpu' | 'cuda' {
 export async function createSession(model: string | Uint8Array, opts: OrtOptions = {}): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
-    intraOpNumThreads: opts.threads ?? 0,
+    intraOpNumThreads: opts.threads ?? defaultThreads,
     graphOptimizationLevel: 'all',
   };
   try {

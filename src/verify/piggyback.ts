@@ -6,10 +6,11 @@
  * hardened model should give the attacker no advantage over training from scratch.
  */
 import type { OnnxModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/schema.js';
+import { decodeModel, encodeModel } from '../onnx/model.js';
 import type { Dataset } from '../data/types.js';
 import { withNewHead } from '../train/head.js';
-import { trainModel, type TrainSettings } from '../train/trainer.js';
+import type { TrainSettings } from '../train/trainer.js';
+import { inThisThread, type JobRunner } from './jobs.js';
 import { evaluate } from './evaluate.js';
 import { reinitialize } from './reinit.js';
 
@@ -54,42 +55,40 @@ function checkOptions(opts: PiggybackOptions): void {
  * Fine-tune `model` with a new head (data.train.classes outputs, always freshly initialized from
  * opts.seed) on data.train, training all layers with a constant learning rate, once per rate of
  * the grid; pick the rate with the best data.val accuracy and report that model's data.test
- * accuracy. All evaluation runs under onnxruntime.
+ * accuracy. All evaluation runs under onnxruntime. The grid's runs are independent jobs for
+ * `run` (attack-pool.ts runs them on worker threads).
  */
-export async function piggybackAttack(model: OnnxModel, data: PiggybackData, opts: PiggybackOptions, source = model.path ?? 'model'): Promise<PiggybackResult> {
+export async function piggybackAttack(model: OnnxModel, data: PiggybackData, opts: PiggybackOptions, source = model.path ?? 'model', run: JobRunner = inThisThread()): Promise<PiggybackResult> {
   checkOptions(opts);
-  const classes = data.train.classes;
-  const start = withNewHead(model.proto, classes, opts.seed, source);
-  const perLearningRate: PiggybackResult['perLearningRate'] = [];
-  let best: { learningRate: number; valAccuracy: number; proto: ModelProto } | undefined;
-  for (const learningRate of opts.learningRates) {
-    const settings: TrainSettings = {
-      epochs: opts.epochs,
-      batchSize: opts.batchSize,
-      optimizer: { kind: opts.optimizer ?? 'adam', learningRate },
-      schedule: 'constant',
-      stepEvery: 1,
-      gamma: 1,
-      train: 'all',
-      augment: false,
-      seed: opts.seed,
-    };
-    const { proto } = await trainModel({ ...model, proto: start }, source, data.train, undefined, settings);
-    const valAccuracy = (await evaluate(proto, data.val)).accuracy;
-    perLearningRate.push({ learningRate, valAccuracy });
-    if (!best || valAccuracy > best.valAccuracy) best = { learningRate, valAccuracy, proto };
-  }
-  const accuracy = (await evaluate(best!.proto, data.test)).accuracy;
-  return { accuracy, bestLearningRate: best!.learningRate, perLearningRate };
+  const start = encodeModel(withNewHead(model.proto, data.train.classes, opts.seed, source));
+  const settings = (learningRate: number): TrainSettings => ({
+    epochs: opts.epochs,
+    batchSize: opts.batchSize,
+    optimizer: { kind: opts.optimizer ?? 'adam', learningRate },
+    schedule: 'constant',
+    stepEvery: 1,
+    gamma: 1,
+    train: 'all',
+    augment: false,
+    seed: opts.seed,
+  });
+  const runs = await Promise.all(opts.learningRates.map((learningRate) =>
+    run({ kind: 'train', model: start, source, train: { dataset: data.train }, val: data.val, settings: settings(learningRate) })));
+  const perLearningRate = opts.learningRates.map((learningRate, i) => ({ learningRate, valAccuracy: runs[i]!.valAccuracy }));
+  const bestIndex = perLearningRate.reduce((b, r, i) => (r.valAccuracy > perLearningRate[b]!.valAccuracy ? i : b), 0);
+  const accuracy = (await evaluate(decodeModel(runs[bestIndex]!.model, source), data.test)).accuracy;
+  return { accuracy, bestLearningRate: opts.learningRates[bestIndex]!, perLearningRate };
 }
 
 /**
  * The attacker's gain from the released weights: PL on `model` against the same protocol on
  * reinitialize(model.proto, scratchSeed) (same data, budget, grid and seed).
  */
-export async function transferAdvantage(model: OnnxModel, scratchSeed: number, data: PiggybackData, opts: PiggybackOptions): Promise<TransferAdvantage> {
+export async function transferAdvantage(model: OnnxModel, scratchSeed: number, data: PiggybackData, opts: PiggybackOptions, run: JobRunner = inThisThread()): Promise<TransferAdvantage> {
   const source = model.path ?? 'model';
-  const pl = await piggybackAttack(model, data, opts, source);
-  const scratch = await piggybackAttack({ ...model, proto: reinitialize(model.proto, scratchSeed) }, data, opts, `${source} (reinitialized)`);
+  const [pl, scratch] = await Promise.all([
+    piggybackAttack(model, data, opts, source, run),
+    piggybackAttack({ ...model, proto: reinitialize(model.proto, scratchSeed) }, data, opts, `${source} (reinitialized)`, run),
+  ]);
   return { pl, scratch, advantage: pl.accuracy - scratch.accuracy };
 }

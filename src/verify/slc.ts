@@ -14,7 +14,7 @@
 import type { OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
-import { initializerMap } from '../onnx/model.js';
+import { decodeModel, encodeModel, initializerMap } from '../onnx/model.js';
 import { hostToFloat32 } from '../onnx/tensor.js';
 import { HardenError } from '../errors.js';
 import { findClassifierHead } from '../import/head.js';
@@ -22,9 +22,8 @@ import { prunableWeights } from '../harden/admm.js';
 import { withNewHead } from '../train/head.js';
 import { Random } from '../util/random.js';
 import { evaluate } from './evaluate.js';
-import { fineTune } from './finetune.js';
 import { reinitialize } from './reinit.js';
-import { subsetDataset } from './split.js';
+import { inThisThread, type AttackJobResult, type JobRunner } from './jobs.js';
 import { lineChartSvg } from './charts.js';
 
 export const SLC_FRACTIONS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
@@ -124,61 +123,72 @@ export interface SlcData {
 }
 
 export interface CurveProgress {
-  onPoint?(point: CurvePoint): void;
+  /** A point of the named curve is measured (points of concurrent curves interleave). */
+  onPoint?(point: CurvePoint, curve: string): void;
 }
 
-/** The learning curve of `model` under the SLC protocol (optionally with masks). */
-export async function learningCurve(model: OnnxModel, data: SlcData, o: SlcOptions, masks?: Map<string, Uint8Array>, source = model.path ?? 'model', progress: CurveProgress = {}): Promise<LearningCurve> {
+export interface CurveRun {
+  /** Runs the fine-tuning jobs (default: in this thread; attack-pool.ts: on workers). */
+  run?: JobRunner;
+  progress?: CurveProgress;
+  /** The curve's name in progress reports. */
+  name?: string;
+}
+
+/**
+ * The learning curve of `model` under the SLC protocol (optionally with masks). Every
+ * (fraction, learning rate) run is an independent job; a rate that diverges is simply not chosen.
+ */
+export async function learningCurve(model: OnnxModel, data: SlcData, o: SlcOptions, masks?: Map<string, Uint8Array>, source = model.path ?? 'model', { run = inThisThread(), progress = {}, name = 'model' }: CurveRun = {}): Promise<LearningCurve> {
   checkSlcOptions(o);
-  const start: OnnxModel = { ...model, proto: withNewHead(model.proto, data.train.classes, o.seed, source) };
+  const start = encodeModel(withNewHead(model.proto, data.train.classes, o.seed, source));
   const subsets = nestedSubsets(data.train.labels, o.fractions, o.seed);
-  const points: CurvePoint[] = [];
-  for (const [i, fraction] of o.fractions.entries()) {
-    const train = subsetDataset(data.train, subsets[i]!);
-    let best: { val: number; learningRate: number; proto: ModelProto } | undefined;
-    for (const learningRate of o.learningRates) {
-      let proto: ModelProto;
-      try {
-        proto = await fineTune(start, source, train, { steps: o.steps, batchSize: o.batchSize, learningRate, seed: o.seed, masks });
-      } catch (e) {
-        if (e instanceof HardenError && /diverged/.test(e.message)) continue; // a rate that diverges is simply not chosen
+  const options = { steps: o.steps, batchSize: o.batchSize, seed: o.seed, ...(masks ? { masks: [...masks] } : {}) };
+  const fineTuned = (indices: number[], learningRate: number): Promise<AttackJobResult | undefined> =>
+    run({ kind: 'fine-tune', model: start, source, train: { dataset: data.train, indices }, val: data.val, options: { ...options, learningRate } })
+      .catch((e: unknown) => {
+        if (e instanceof HardenError && /diverged/.test(e.message)) return undefined;
         throw e;
-      }
-      const val = (await evaluate(proto, data.val)).accuracy;
-      if (!best || val > best.val) best = { val, learningRate, proto };
-    }
-    const accuracy = best ? (await evaluate(best.proto, data.test)).accuracy : 1 / data.test.classes;
-    const point = { fraction, images: train.labels.length, accuracy, learningRate: best?.learningRate ?? Number.NaN };
-    points.push(point);
-    progress.onPoint?.(point);
-  }
+      });
+  const points = await Promise.all(o.fractions.map(async (fraction, i): Promise<CurvePoint> => {
+    const runs = await Promise.all(o.learningRates.map((lr) => fineTuned(subsets[i]!, lr)));
+    let best: number | undefined;
+    runs.forEach((r, k) => { if (r && (best === undefined || r.valAccuracy > runs[best]!.valAccuracy)) best = k; });
+    const accuracy = best === undefined ? 1 / data.test.classes : (await evaluate(decodeModel(runs[best]!.model, source), data.test)).accuracy;
+    const point = { fraction, images: subsets[i]!.length, accuracy, learningRate: best === undefined ? Number.NaN : o.learningRates[best]! };
+    progress.onPoint?.(point, name);
+    return point;
+  }));
   return { points, auc: learningCurveAuc(points) };
 }
 
 /**
  * SLC-AUC of `model`: its dense (and, if it has pruned weights, masked) learning curve against
- * the same protocol on reinitialize(model, scratchSeed).
+ * the same protocol on reinitialize(model, scratchSeed). The curves' runs are independent jobs.
  */
-export async function slcAttack(model: OnnxModel, data: SlcData, o: SlcOptions, scratchSeed: number, progress: { onCurve?(name: string): void } & CurveProgress = {}): Promise<SlcResult> {
+export async function slcAttack(model: OnnxModel, data: SlcData, o: SlcOptions, scratchSeed: number, { run = inThisThread(), progress }: Omit<CurveRun, 'name'> = {}): Promise<SlcResult> {
   const source = model.path ?? 'model';
   const head = findClassifierHead(model.proto);
   if (!head) throw new HardenError(`${source}: no final Gemm/MatMul classifier found (the attacker replaces it)`);
   const masks = pruningMasks(model.proto, head.parameters);
-  progress.onCurve?.('model');
-  const dense = await learningCurve(model, data, o, undefined, source, progress);
-  let masked: LearningCurve | undefined;
-  if (masks.size) {
-    progress.onCurve?.('masked');
-    masked = await learningCurve(model, data, o, masks, source, progress);
-  }
-  progress.onCurve?.('scratch');
-  const scratch = await learningCurve({ ...model, proto: reinitialize(model.proto, scratchSeed) }, data, o, undefined, `${source} (reinitialized)`, progress);
+  const [dense, masked, scratch] = await Promise.all([
+    learningCurve(model, data, o, undefined, source, { run, progress, name: 'model' }),
+    masks.size ? learningCurve(model, data, o, masks, source, { run, progress, name: 'masked' }) : undefined,
+    learningCurve({ ...model, proto: reinitialize(model.proto, scratchSeed) }, data, o, undefined, `${source} (reinitialized)`, { run, progress, name: 'scratch' }),
+  ]);
   return {
     model: dense,
     scratch,
     slcAuc: dense.auc - scratch.auc,
     ...(masked ? { masked, slcAucMasked: masked.auc - scratch.auc } : {}),
   };
+}
+
+/** Jobs slcAttack submits: curves × fractions × learning rates (for progress totals). */
+export function slcJobCount(model: ModelProto, o: SlcOptions): number {
+  const head = findClassifierHead(model);
+  const curves = head && pruningMasks(model, head.parameters).size ? 3 : 2;
+  return curves * o.fractions.length * o.learningRates.length;
 }
 
 /** Accuracy vs data fraction for the model (dense, masked) and the scratch reference. */

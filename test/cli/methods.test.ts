@@ -69,6 +69,18 @@ describe('harden verify --attacks pl', () => {
     expect(report.transferAdvantage).toBeCloseTo(report.plAccuracy - report.scratchAccuracy, 12);
   });
 
+  it('gives the same figures on 2 worker threads as in-process, and logs progress per attack', () => {
+    const args = ['verify', FASHION_MODEL, '--pl-data', 'mnist:split=train,per-class=6', '--pl-test', 'mnist:split=test,limit=100', '--epochs', '2', '--lr-grid', '1e-3,3e-3'];
+    const [one, two] = ['1', '2'].map((w) => harden(...args, '--workers', w, '--json'));
+    expect(one!.code, one!.stderr).toBe(0);
+    expect(two!.code, two!.stderr).toBe(0);
+    expect(JSON.parse(two!.stdout).pl).toEqual(JSON.parse(one!.stdout).pl);
+    const logged = harden(...args, '--workers', '2');
+    expect(logged.code, logged.stderr).toBe(0);
+    expect(logged.stderr).toMatch(/pl: 4\/4 fine-tuning runs done/);
+    expectOneLineError(harden(...args, '--workers', '0'), 2, /--workers must be a positive integer or auto, got '0'/);
+  });
+
   it('an unknown attack is a one-line error', () => {
     expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'pl,psychic', '--pl-data', 'mnist:limit=20', '--pl-test', 'mnist:split=test,limit=20'), 2, /unknown attack 'psychic'/);
   });
