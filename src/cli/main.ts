@@ -248,6 +248,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
           .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })
+          .option('max-grad-norm', { type: 'number', describe: 'Clip each step\'s whole gradient to this global L2 norm (default: no clipping)' })
           .option('steps', { type: 'number', default: DISPOSE.steps })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
@@ -278,6 +279,7 @@ export async function main(argv: string[]): Promise<number> {
             seed: args.seed,
             sourceHeadLearningRate: args['source-head-lr'],
             ...(args.optimizer !== 'adam' ? { optimizer: args.optimizer } : {}),
+            ...(args['max-grad-norm'] !== undefined ? { maxGradNorm: args['max-grad-norm'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },

@@ -71,6 +71,15 @@ export function accumulateGradients(into: Map<string, Float32Array>, add: Map<st
   }
 }
 
+/** Scales `grads` in place so their global L2 norm is at most `maxNorm`; returns the norm before. */
+export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
+  let sum = 0;
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sum += g[i]! * g[i]!;
+  const norm = Math.sqrt(sum);
+  if (norm > maxNorm) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i]! *= maxNorm / norm;
+  return norm;
+}
+
 export class OrtTrainable implements TrainableGraph {
   readonly engine = 'ort' as const;
   readonly inputName: string;

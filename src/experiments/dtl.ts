@@ -38,6 +38,8 @@ const HEAD_LR = Number(arg('source-head-lr', '0'));
 const FORGET_PARAMS = arg('forget-params', '') ? arg('forget-params', '').split(',') : undefined;
 /** Optimizer of the disposal steps (adam, sgd, momentum). */
 const OPTIMIZER = arg('optimizer', 'adam') as 'adam' | 'sgd' | 'momentum';
+/** Global gradient-norm clip of the disposal steps (0: none). */
+const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
 /** Dispose of these source classes only (e.g. 5-9: the ones the target task does not use). */
 const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
 /** Output name in experiments/ (variants write beside the reference table). */
@@ -82,7 +84,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
   for (const method of METHODS) {
     const row = method.toUpperCase() as Row;
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
     });
   }
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

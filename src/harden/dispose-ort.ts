@@ -7,7 +7,7 @@
  * gradients and exact Hessian-vector products from the engine (gradient-collision-host.ts).
  * H_s's own initializers are fed but never differentiated or updated.
  */
-import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
+import { OrtTrainable, accumulateGradients, clipGlobalNorm, oneHotTargets } from '../engine/ort-engine.js';
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import { AttributeType, newAttribute, newNode, newTypeProto, newValueInfo } from '../onnx/schema.js';
 import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
@@ -112,6 +112,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         forget = rtfLabels ? fr.loss! : fr.loss! - Math.log(C);
         if (s.lambda > 0) accumulateGradients(grads, fr.gradients, s.lambda);
       }
+      if (s.maxGradNorm) clipGlobalNorm(grads, s.maxGradNorm);
       engine.applyGradients(grads);
       const rate = s.sourceHeadLearningRate ?? 0;
       if (rate > 0) {

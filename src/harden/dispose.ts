@@ -83,6 +83,12 @@ export interface DisposeSettings {
    * so near M₀ (where L_KD's gradient is ~0) λ has no effect under it; sgd/momentum let λ act.
    */
   optimizer?: OptimizerSpec['kind'];
+  /**
+   * Clip the step's whole gradient (L_KD + λ·forget term, every parameter) to this global L2
+   * norm before the optimizer sees it (absent: no clipping). L_GC is unbounded below; under
+   * sgd/momentum a growing collision gradient can otherwise throw the model out of its basin.
+   */
+  maxGradNorm?: number;
 }
 
 /**
@@ -167,6 +173,8 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (!Number.isInteger(s.steps) || s.steps < 0) fail(`steps must be an integer ≥ 0, got ${s.steps}`);
   if (!(s.learningRate > 0)) fail(`learning rate must be > 0, got ${s.learningRate}`);
   if (!(s.temperature > 0)) fail(`temperature must be > 0, got ${s.temperature}`);
+  if (s.maxGradNorm !== undefined && !(s.maxGradNorm > 0 && Number.isFinite(s.maxGradNorm))) fail(`max gradient norm must be a finite number > 0, got ${s.maxGradNorm}`);
+  if (s.optimizer !== undefined && !['adam', 'sgd', 'momentum'].includes(s.optimizer)) fail(`optimizer must be adam, sgd or momentum, got '${String(s.optimizer)}'`);
   if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
@@ -241,7 +249,11 @@ export async function disposeModel(
       run.progress?.onStep?.(record);
       if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) await stepper.save(run.checkpointDir, key, step + 1, history);
     }
-    return { proto: finish(model, stepper.weights(), s, history, head), history };
+    const weights = stepper.weights();
+    for (const [name, w] of weights) {
+      if (w.some((v) => !Number.isFinite(v))) throw new HardenError(`dispose: diverged: weight '${name}' is not finite after step ${s.steps}; lower the learning rate or lambda`);
+    }
+    return { proto: finish(model, weights, s, history, head), history };
   } finally {
     stepper?.dispose();
     head?.dispose();
@@ -311,6 +323,12 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
             const g = forgetGrads[p];
             if (g) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(g, s.lambda));
           });
+        }
+        if (s.maxGradNorm) {
+          const names = Object.keys(grads);
+          const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))));
+          const scale = tf.minimum(1, tf.div(s.maxGradNorm, norm));
+          for (const n of names) grads[n] = tf.mul(grads[n]!, scale);
         }
         optimizer.applyGradients(grads);
         return [kd.value, forgetValue];

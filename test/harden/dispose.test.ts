@@ -230,6 +230,25 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(history.every((r) => Number.isFinite(r.loss))).toBe(true);
   });
 
+  it('under sgd a step scales with λ (Adam at M₀ would not), and --max-grad-norm bounds it exactly', async () => {
+    // At M₀ the distillation gradient is ~0, so one sgd step moves the weights by lr·λ·∇L_GC.
+    const delta = (p: ModelProto) => {
+      const before = initializerMap(model.proto), after = initializerMap(p);
+      let sum = 0;
+      for (const [name, t] of after) {
+        const a = hostToFloat32(t), b = hostToFloat32(before.get(name)!);
+        for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+      }
+      return Math.sqrt(sum);
+    };
+    const step = (s: Partial<DisposeSettings>) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 1, optimizer: 'sgd', learningRate: 0.1, ...s });
+    const [one, two] = [delta((await step({ lambda: 1 })).proto), delta((await step({ lambda: 2 })).proto)];
+    expect(one).toBeGreaterThan(1e-2);
+    expect(two / one).toBeCloseTo(2, 2);
+    const clipped = delta((await step({ lambda: 1, maxGradNorm: 0.01 })).proto);
+    expect(clipped).toBeCloseTo(0.1 * 0.01, 5);
+  });
+
   it('is deterministic for a seed', async () => {
     const a = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 5 });
     const b = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 5 });
@@ -274,6 +293,8 @@ describe('disposeModel', () => {
     expect((await errorOf(run({ lambda: -1 }))).message).toMatch(/lambda/);
     expect((await errorOf(run({ sourceHeadLearningRate: -1 }))).message).toMatch(/source head learning rate/);
     expect((await errorOf(run({ chunks: 1 }))).message).toMatch(/chunks/);
+    expect((await errorOf(run({ maxGradNorm: 0 }))).message).toMatch(/max gradient norm must be a finite number > 0, got 0/);
+    expect((await errorOf(run({ optimizer: 'rmsprop' as 'sgd' }))).message).toMatch(/optimizer must be adam, sgd or momentum, got 'rmsprop'/);
     expect((await errorOf(run({ forgetBatchSize: 10 }))).message).toMatch(/multiple of chunks/);
     const empty: Dataset = { ...forget, images: new Float32Array(0), labels: new Int32Array(0) };
     expect((await errorOf(run({}, { retain, forget: empty }))).message).toMatch(/empty/);
