@@ -31,6 +31,8 @@ interface OpCase {
   build(g: GraphBuilder): string;
   /** Input values in [lo, hi) (default a normal sample). */
   positive?: boolean;
+  /** Build the graph in training mode (batch statistics). */
+  training?: boolean;
 }
 
 function op(opType: string, attrs: Record<string, AttrValue> = {}, extra: (g: GraphBuilder) => string[] = () => []): OpCase['build'] {
@@ -62,6 +64,7 @@ const CASES: OpCase[] = [
   { name: 'Gemm transA', shape: [6, 4], build: op('Gemm', { transA: 1 }, (g) => [init('k', [6, 3], 9)(g)]) },
   { name: 'MatMul batched, broadcast', shape: [2, 3, 4, 5], build: op('MatMul', {}, (g) => [init('k', [5, 2], 10)(g)]) },
   { name: 'BatchNormalization (inference)', shape: [2, 3, 4, 4], build: op('BatchNormalization', { epsilon: { float: 1e-3 } }, (g) => [init('s', [3], 11)(g), init('b', [3], 12)(g), init('m', [3], 13)(g), init('v', [3], 0, 'float32', [0.5, 1.5, 2])(g)]) },
+  { name: 'BatchNormalization (training: batch statistics, fused backward)', shape: [2, 2, 2, 2], training: true, build: op('BatchNormalization', { epsilon: { float: 1e-3 } }, (g) => [init('k', [2], 23)(g), init('b', [2], 24)(g), init('m', [2], 25)(g), init('v', [2], 0, 'float32', [0.5, 1.5])(g)]) },
   { name: 'InstanceNormalization', shape: [2, 3, 4, 4], build: op('InstanceNormalization', {}, (g) => [init('s', [3], 14)(g), init('b', [3], 15)(g)]) },
   { name: 'LayerNormalization', shape: [2, 3, 8], build: op('LayerNormalization', { axis: -1 }, (g) => [init('s', [8], 16)(g), init('b', [8], 17)(g)]) },
   ...['Relu', 'Sigmoid', 'Tanh', 'Softplus', 'Erf', 'Neg', 'Abs', 'Exp', 'HardSwish'].map((t) => ({ name: t, shape: [3, 7], build: op(t) })),
@@ -139,7 +142,7 @@ function singleOpProblem(c: OpCase) {
  */
 async function ruleError(c: OpCase): Promise<number> {
   const { model, y, weights, params, x } = singleOpProblem(c);
-  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: false, fed: params, wrt: params, upstream: [y], outputs: [y] }, c.name);
+  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], outputs: [y] }, c.name);
   const session = await ort.InferenceSession.create(encodeModel(graph.proto));
   const rng = new Random(7);
   const up = graph.upstream.get(y)!;
@@ -179,7 +182,7 @@ async function ruleError(c: OpCase): Promise<number> {
  */
 async function tangentError(c: OpCase): Promise<number> {
   const { model, y, weights, params, x } = singleOpProblem(c);
-  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: false, fed: params, wrt: params, upstream: [y], hessianVector: true }, c.name);
+  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], hessianVector: true }, c.name);
   const session = await ort.InferenceSession.create(encodeModel(graph.proto));
   const rng = new Random(8);
   const up = graph.upstream.get(y)!;

@@ -124,10 +124,17 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
 
   // Forward: copy or lower every node.
   const rulesByNode = new Map<NodeProto, GradRule | undefined>();
+  const savedByNode = new Map<NodeProto, Readonly<Record<string, string>>>();
+  // The nodes the backward pass differentiates, in forward order (a fused lowering: its original node).
+  const forwardNodes: NodeProto[] = [];
   for (const original of graph.node) {
     const rule = findRule(original.domain ?? '', original.op_type ?? '', opset);
+    let saved: Record<string, string> | undefined;
     const lowerCtx: LowerContext = {
       ...baseContext(original),
+      saveForBackward: (tensors) => {
+        saved = tensors;
+      },
       statistic: (variable, value) => {
         if (fed.has(variable)) statistics.set(variable, value);
       },
@@ -139,13 +146,22 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
       },
     };
     const start = e.nodes.length;
-    if (!(rule?.lower && rule.lower(lowerCtx))) e.nodes.push(original);
-    for (const n of e.nodes.slice(start)) {
+    const lowered = !!(rule?.lower && rule.lower(lowerCtx));
+    if (!lowered) e.nodes.push(original);
+    const emitted = e.nodes.slice(start);
+    for (const n of emitted) {
       rulesByNode.set(n, findRule(n.domain ?? '', n.op_type ?? '', opset));
       for (const o of n.output) if (o && !types.has(o)) types.set(o, n.op_type === 'MaxPool' && o === n.output[1] ? 'int64' : 'float32');
     }
+    // A lowering that saved tensors for its rule's backward is differentiated as the original node.
+    if (lowered && saved) {
+      rulesByNode.set(original, rule);
+      savedByNode.set(original, saved);
+      forwardNodes.push(original);
+    } else {
+      forwardNodes.push(...emitted);
+    }
   }
-  const forwardNodes = e.nodes.slice();
 
   // Which tensors depend on the parameters we differentiate.
   if (new Set(spec.wrt).size !== spec.wrt.length) throw new Error('buildTrainingGraph: duplicate parameter names');
@@ -212,6 +228,7 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
       dy,
       needs,
       indexMap: (i) => indexMapOf(node, i, e, probe),
+      saved: savedByNode.get(node),
     };
     if (!rule?.backward) ctx.fail('no gradient rule for this op');
     const grads = await rule!.backward!(ctx);

@@ -31,6 +31,11 @@ export interface LowerContext extends RuleContext {
   statistic(variable: string, value: string): void;
   /** A fed dropout mask for a tensor of this shape: 0 or 1/(1 − ratio) per element. */
   dropoutMask(shape: number[], ratio: number): string;
+  /**
+   * Fuses the lowering's gradient: the emitted nodes are not differentiated one by one; the
+   * rule's backward runs for the original node, with these forward tensors in `saved`.
+   */
+  saveForBackward(tensors: Record<string, string>): void;
 }
 
 export interface BackwardContext extends RuleContext {
@@ -40,6 +45,8 @@ export interface BackwardContext extends RuleContext {
   readonly needs: readonly boolean[];
   /** Index maps computed by running the forward op on numbered inputs (selection ops). */
   indexMap(dataInput: number): Promise<Int32Array>;
+  /** What a fused lowering saved for the backward (LowerContext.saveForBackward); else undefined. */
+  readonly saved?: Readonly<Record<string, string>>;
 }
 
 export interface TangentContext extends RuleContext {
