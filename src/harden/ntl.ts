@@ -8,7 +8,8 @@
  * KL_s / KL_t: KL divergence of the model's predictions from the one-hot labels, i.e. the
  * cross-entropy; φ: the features at `layer` (default: the classifier's input); MMD: mmd.ts.
  * Both clips (at 1) stop the target term from growing without bound. BatchNorm runs in inference
- * mode (as in prune.ts): the authorized statistics stay as they are.
+ * mode (as in prune.ts): the authorized statistics stay as they are. The steps run on either
+ * engine (settings.engine; ntl-ort.ts for ort); loop, samplers and checkpoints are shared.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
@@ -25,6 +26,9 @@ import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint
 import { HARDEN_VERSION } from '../version.js';
 import { mmd } from './mmd.js';
 import { targetLayout } from './source-head.js';
+import type { HostTensor } from '../onnx/tensor.js';
+import { selectedEngine, type EngineName } from '../engine/create.js';
+import { ortNtlStepper } from './ntl-ort.js';
 
 export interface NtlSettings {
   alpha: number;
@@ -35,6 +39,8 @@ export interface NtlSettings {
   steps: number;
   batchSize: number;
   seed: number;
+  /** Training engine of the steps (default: the one selectEngine chose). */
+  engine?: EngineName;
 }
 
 /** α = β = 0.1 as in the NTL paper; Adam 1e-4 for 500 steps of 32 + 32 images. */
@@ -64,10 +70,33 @@ export function validateNtlSettings(s: NtlSettings, graph: ImportedGraph): void 
   }
 }
 
+/** One engine's side of NTL: its steps, weights and checkpoints. */
+export interface NtlStepper {
+  /** One Adam step on a keep batch and a block batch; returns the loss and its terms. */
+  step(kb: { x: HostTensor; y: Int32Array }, bb: { x: HostTensor; y: Int32Array }): Promise<Omit<NtlStepRecord, 'step'>>;
+  weights(): Map<string, Float32Array>;
+  save(dir: string, key: Record<string, unknown>, position: number, history: NtlStepRecord[]): Promise<void>;
+  restore(dir: string, key: Record<string, unknown>): Promise<{ position: number; history: NtlStepRecord[] } | undefined>;
+  dispose(): void;
+}
+
+export interface NtlProblem {
+  model: OnnxModel;
+  source: string;
+  graph: ImportedGraph;
+  /** The tensor MMD compares. */
+  layer: string;
+  settings: NtlSettings;
+}
+
+/** L = KL_s − min(1, α·KL_t)·min(1, β·MMD), from its three terms. */
+export const ntlLoss = (s: NtlSettings, keep: number, block: number, distance: number): number =>
+  keep - Math.min(block * s.alpha, 1) * Math.min(distance * s.beta, 1);
+
 export async function ntlModel(model: OnnxModel, source: string, data: { keep: Dataset; block: Dataset }, settings: NtlSettings, run: NtlRun = {}): Promise<{ proto: ModelProto; history: NtlStepRecord[] }> {
-  const s = settings;
+  const s: NtlSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   const graph = new ImportedGraph(model, source);
-  let optimizer: tf.Optimizer | undefined;
+  let stepper: NtlStepper | undefined;
   try {
     validateNtlSettings(s, graph);
     checkImagesFit(graph, data.keep, 'keep data');
@@ -78,18 +107,15 @@ export async function ntlModel(model: OnnxModel, source: string, data: { keep: D
       if (max >= head.classes) fail(`${what} data has label ${max} but the model has ${head.classes} classes`);
     }
     const layer = s.layer ?? head.head.featureTensor;
-    const inputName = graph.inputs[0]!.name;
-    const outputName = graph.outputNames[0]!;
-    const variables = graph.trainableVariables();
-    optimizer = tf.train.adam(s.learningRate);
+    const problem: NtlProblem = { model, source, graph, layer, settings: s };
+    stepper = s.engine === 'ort' ? ortNtlStepper(problem) : tfjsNtlStepper(problem);
     const key = JSON.parse(JSON.stringify(s)) as Record<string, unknown>;
     let history: NtlStepRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
-      const restored = await loadStepCheckpoint(run.checkpointDir, graph, optimizer, variables, key);
+      const restored = await stepper.restore(run.checkpointDir, key);
       if (restored) {
-        start = restored.position;
-        history = restored.history as unknown as NtlStepRecord[];
+        ({ position: start, history } = restored);
         run.progress?.onResume?.(start);
       }
     }
@@ -98,7 +124,30 @@ export async function ntlModel(model: OnnxModel, source: string, data: { keep: D
     const blockSampler = new StepSampler(data.block, s.batchSize, s.seed + 1);
     const every = run.checkpointEvery ?? 50;
     for (let step = start; step < s.steps; step++) {
-      const kb = keepSampler.batch(step), bb = blockSampler.batch(step);
+      const record: NtlStepRecord = { step: step + 1, ...(await stepper.step(keepSampler.batch(step), blockSampler.batch(step))) };
+      if (!Number.isFinite(record.loss)) throw new HardenError(`ntl: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
+      history.push(record);
+      run.progress?.onStep?.(record);
+      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) await stepper.save(run.checkpointDir, key, step + 1, history);
+    }
+    const proto = withWeights(model, stepper.weights());
+    const last = history.at(-1);
+    setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ version: HARDEN_VERSION, operation: 'ntl', settings: { ...key, layer }, figures: { steps: history.length, last } }));
+    return { proto, history };
+  } finally {
+    stepper?.dispose();
+    graph.dispose();
+  }
+}
+
+/** The steps on the tfjs graph: the whole loss under tfjs's tape. */
+function tfjsNtlStepper({ model, graph, layer, settings: s }: NtlProblem): NtlStepper {
+  const inputName = graph.inputs[0]!.name;
+  const outputName = graph.outputNames[0]!;
+  const variables = graph.trainableVariables();
+  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  return {
+    async step(kb, bb) {
       const values = tf.tidy(() => {
         const n = kb.y.length;
         const x = tf.concat([tf.tensor(kb.x.data as Float32Array, kb.x.shape), tf.tensor(bb.x.data as Float32Array, bb.x.shape)], 0);
@@ -113,25 +162,21 @@ export async function ntlModel(model: OnnxModel, source: string, data: { keep: D
           parts.push(...[keep, block, distance].map((t) => tf.keep(t)));
           return tf.sub(keep, tf.mul(tf.minimum(tf.mul(block, s.alpha), 1), tf.minimum(tf.mul(distance, s.beta), 1))) as tf.Scalar;
         }, variables);
-        optimizer!.applyGradients(grads);
+        optimizer.applyGradients(grads);
         return [value, ...parts];
       });
       const [loss, keep, block, distance] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
-      const record: NtlStepRecord = { step: step + 1, keep: keep!, block: block!, mmd: distance!, loss: loss! };
-      if (!Number.isFinite(record.loss)) throw new HardenError(`ntl: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
-      history.push(record);
-      run.progress?.onStep?.(record);
-      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) {
-        await saveStepCheckpoint(run.checkpointDir, model, graph, optimizer, key, { position: step + 1, history: history as unknown as Record<string, unknown>[], tensors: new Map() });
-      }
-    }
-    const proto = withWeights(model, graph.readWeights());
-    const last = history.at(-1);
-    setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ version: HARDEN_VERSION, operation: 'ntl', settings: { ...key, layer }, figures: { steps: history.length, last } }));
-    return { proto, history };
-  } finally {
-    optimizer?.dispose();
-    graph.dispose();
-  }
+      return { keep: keep!, block: block!, mmd: distance!, loss: loss! };
+    },
+    weights: () => graph.readWeights(),
+    save: (dir, key, position, history) =>
+      saveStepCheckpoint(dir, model, graph, optimizer, key, { position, history: history as unknown as Record<string, unknown>[], tensors: new Map() }),
+    async restore(dir, key) {
+      const restored = await loadStepCheckpoint(dir, graph, optimizer, variables, key);
+      if (!restored) return undefined;
+      return { position: restored.position, history: restored.history as unknown as NtlStepRecord[] };
+    },
+    dispose: () => optimizer.dispose(),
+  };
 }

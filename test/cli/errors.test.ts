@@ -103,7 +103,7 @@ describe('bad input gives a one-line error and a non-zero exit', () => {
   it('--engine ort on a method whose loop runs on tfjs only is refused, not ignored', () => {
     const model = path.join(FIXTURE_DIR, 'lenet5_mnist.onnx');
     const out = path.join(dir, 'refused.onnx');
-    expectOneLineError(harden(model, '--method', 'ntl', '--keep', 'mnist:limit=32', '--block', 'fashion-mnist:limit=32', '--engine', 'ort', '-o', out), 2, /--engine ort: --method ntl .*tfjs/);
+    expectOneLineError(harden(model, '--method', 'sophon', '--keep', 'mnist:limit=32', '--block', 'fashion-mnist:limit=32', '--engine', 'ort', '-o', out), 2, /--engine ort: --method sophon .*tfjs/);
     expect(existsSync(out)).toBe(false);
   });
 });

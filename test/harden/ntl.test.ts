@@ -13,12 +13,12 @@ beforeAll(async () => {
   await initBackend('wasm');
 });
 
-describe('ntlModel on a tiny conv net', () => {
+describe.each(['tfjs', 'ort'] as const)('ntlModel on a tiny conv net (%s engine)', (engine) => {
   const keep = synthetic(128, 1, 'quadrants');
   // The blocked domain: the same task on inverted images.
   const base = synthetic(128, 2, 'quadrants');
   const block = { ...base, name: 'inverted', images: base.images.map((v) => 1 - v) };
-  const settings: NtlSettings = { ...DEFAULT_NTL_SETTINGS, learningRate: 1e-2, steps: 40, batchSize: 16, alpha: 1, beta: 1 };
+  const settings: NtlSettings = { ...DEFAULT_NTL_SETTINGS, learningRate: 1e-2, steps: 40, batchSize: 16, alpha: 1, beta: 1, engine };
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(path.join(tmpdir(), 'harden-ntl-'));
@@ -46,5 +46,22 @@ describe('ntlModel on a tiny conv net', () => {
   it('rejects an MMD layer that does not exist and labels beyond the head', async () => {
     await expect(ntlModel(tinyNet(4), 'tiny', { keep, block }, { ...settings, layer: 'nope' })).rejects.toThrow(/^ntl: the MMD layer 'nope' is not a tensor of the model/);
     await expect(ntlModel(tinyNet(2), 'tiny', { keep, block }, settings)).rejects.toThrow(/keep data has label 3 but the model has 2 classes/);
+  });
+});
+
+describe('ntlModel on both engines', () => {
+  const keep = synthetic(64, 1, 'quadrants');
+  const base = synthetic(64, 2, 'quadrants');
+  const block = { ...base, name: 'inverted', images: base.images.map((v) => 1 - v) };
+  // α = 0.5 keeps α·KL_t below its clip (KL_t ≈ 1.4), so both of L's gradient paths are live.
+  it('the first steps agree (same terms, same loss) and the record names the engine', async () => {
+    const s: NtlSettings = { ...DEFAULT_NTL_SETTINGS, learningRate: 1e-3, steps: 3, batchSize: 16, alpha: 0.5, beta: 1 };
+    const [a, b] = [await ntlModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'tfjs' }), await ntlModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'ort' })];
+    for (let i = 0; i < 3; i++) {
+      for (const term of ['keep', 'block', 'mmd', 'loss'] as const) {
+        expect(Math.abs(a.history[i]![term] - b.history[i]![term]), `step ${i + 1} ${term}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(a.history[i]![term])));
+      }
+    }
+    expect([a, b].map((r) => readHardenRecord(r.proto)!.settings!.engine)).toEqual(['tfjs', 'ort']);
   });
 });
