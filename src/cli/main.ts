@@ -114,8 +114,8 @@ function requireTfjsLoop(engine: string, what: string): void {
   if (engine === 'ort') throw new HardenError(`--engine ort: ${what} runs its own training loop on the tfjs engine only (use --engine tfjs or auto)`);
 }
 
-/** Pipeline methods that run on either engine (disposal, pruning, NTL; none trains nothing). */
-const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl']);
+/** Pipeline methods that run on either engine (disposal, pruning, NTL, UNSIR; none trains nothing). */
+const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'unsir']);
 
 const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
@@ -140,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('engine', {
       choices: ENGINE_CHOICES,
       default: 'auto' as const,
-      describe: 'Training engine of train, dispose, prune, ntl, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The sophon/unsir loops run on tfjs',
+      describe: 'Training engine of train, dispose, prune, ntl, unsir, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The sophon loop runs on tfjs',
     })
     .middleware((args) => {
       selectEngine(args.engine as EngineName | 'auto');

@@ -15,6 +15,7 @@ import { HostOptimizer } from './host-optimizer.js';
 import type { NamedArrays } from './optimizer-state.js';
 import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
 import { currentOrtProvider, ortThreads } from '../verify/ort.js';
+import { crossEntropyLosses } from '../verify/mia.js';
 
 /** What one run of a training graph computes. */
 export interface GraphRequest {
@@ -264,12 +265,21 @@ export class OrtTrainable implements TrainableGraph {
     return this.trainable ? this.parameterNames.filter((n) => this.trainable!.has(n)) : [...this.parameterNames];
   }
 
-  async trainStep(x: HostTensor, labels: Int32Array): Promise<number> {
-    const r = await this.crossEntropyGradients(x, labels, { training: true, wrt: this.trainableNames() });
+  async trainStep(x: HostTensor, labels: Int32Array, opts: { training?: boolean } = {}): Promise<number> {
+    const r = await this.crossEntropyGradients(x, labels, { training: opts.training ?? true, wrt: this.trainableNames() });
     for (const [name, data] of r.statistics) this.values.get(name)!.set(data);
     this.optimizer.apply(this.values, r.gradients);
     this.applyMasks();
     return r.loss!;
+  }
+
+  async inputGradient(x: HostTensor, labels: Int32Array): Promise<{ losses: Float32Array; gradient: Float32Array }> {
+    const classes = await this.classes(x);
+    const rows = labels.length;
+    // The graph's loss is the mean over rows: weight `rows` makes its gradient the sum's.
+    const r = await this.run(x, { training: false, wrt: [this.inputName], outputs: [this.outputName], losses: [{ tensor: this.outputName, targets: oneHotTargets(labels, classes, this.source), weight: rows }] });
+    const logits = r.tensors.get(this.outputName)!;
+    return { losses: Float32Array.from(crossEntropyLosses(logits.data as Float32Array, labels, classes)), gradient: r.gradients.get(this.inputName)! };
   }
 
   /** Apply an optimizer step with gradients computed elsewhere (custom losses). */

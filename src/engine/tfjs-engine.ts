@@ -88,18 +88,33 @@ export class TfjsTrainable implements TrainableGraph {
     return { loss, gradients };
   }
 
+  async inputGradient(x: HostTensor, labels: Int32Array): Promise<{ losses: Float32Array; gradient: Float32Array }> {
+    const [losses, gradient] = tf.tidy(() => {
+      const rows = (input: tf.Tensor): tf.Tensor1D => {
+        const logits = this.graph.run({ [this.inputName]: input }).outputs.get(this.outputName)! as tf.Tensor2D;
+        const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), logits.shape[1]);
+        return tf.sub(tf.squeeze(tf.logSumExp(logits, 1, true), [1]), tf.sum(tf.mul(logits, onehot), 1)) as tf.Tensor1D;
+      };
+      const input = tf.tensor(x.data as Float32Array, x.shape, 'float32');
+      return [rows(input), tf.grad((inp: tf.Tensor) => tf.sum(rows(inp)) as tf.Scalar)(input)];
+    });
+    const out = { losses: Float32Array.from((await losses.data()) as Float32Array), gradient: Float32Array.from((await gradient.data()) as Float32Array) };
+    tf.dispose([losses, gradient]);
+    return out;
+  }
+
   setOptimizer(spec: OptimizerSpec): void {
     this.optimizer?.dispose();
     this.optimizerSpec = spec;
     this.optimizer = makeOptimizer(spec);
   }
 
-  async trainStep(x: HostTensor, labels: Int32Array): Promise<number> {
+  async trainStep(x: HostTensor, labels: Int32Array, opts: { training?: boolean } = {}): Promise<number> {
     this.optimizer ??= makeOptimizer(this.optimizerSpec);
     const stats = new Map<string, tf.Tensor>();
     const vars = this.trainableVariables();
     const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(this.lossFn(x, labels, true, stats), vars);
+      const { value, grads } = tf.variableGrads(this.lossFn(x, labels, opts.training ?? true, stats), vars);
       const wd = this.optimizerSpec.weightDecay ?? 0;
       if (wd > 0) for (const v of vars) if (grads[v.name]) grads[v.name] = tf.add(grads[v.name], tf.mul(v, wd));
       this.optimizer!.applyGradients(grads);

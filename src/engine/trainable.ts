@@ -29,8 +29,16 @@ export interface TrainableGraph {
   forward(x: HostTensor, opts?: { outputs?: string[]; training?: boolean }): Promise<Map<string, HostTensor>>;
   /** Mean softmax cross-entropy of the logits against integer labels, and its gradients. */
   lossAndGradients(x: HostTensor, labels: Int32Array): Promise<LossAndGradients>;
-  /** One optimizer step on the cross-entropy loss in training mode; returns the loss before the step. */
-  trainStep(x: HostTensor, labels: Int32Array): Promise<number>;
+  /**
+   * One optimizer step on the cross-entropy loss, in training mode unless `training` is false
+   * (BN statistics then stay as they are); returns the loss before the step.
+   */
+  trainStep(x: HostTensor, labels: Int32Array, opts?: { training?: boolean }): Promise<number>;
+  /**
+   * Per-row cross-entropy of the logits (inference mode) and the gradient of their sum with
+   * respect to the input x (optimizing inputs: adversarial or error-maximizing noise).
+   */
+  inputGradient(x: HostTensor, labels: Int32Array): Promise<{ losses: Float32Array; gradient: Float32Array }>;
   setOptimizer(spec: OptimizerSpec): void;
   /** Change the learning rate of the current optimizer, keeping its state (schedules). */
   setLearningRate(learningRate: number): void;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../engine/backend.js';
+import { selectEngine, type EngineName } from '../engine/create.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import { loadDataset } from '../data/index.js';
@@ -34,6 +35,8 @@ const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const SCENARIOS = arg('scenarios', 'dtl,colorize').split(',');
 const METHODS = arg('methods', 'none,gc,ntp,ntl,sophon,skd,unsir').split(',') as MethodName[];
 const OUT = arg('out', 'methods');
+/** Training engine of every method that runs on either one, and of the fine-tuning attacks. */
+const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
 const SLC = { fractions: SLC_FRACTIONS, steps: Number(arg('slc-steps', '100')), batchSize: 32, learningRates: [1e-3, 3e-3] };
 const PL = { epochs: 10, batchSize: 10, learningRates: [1e-3, 3e-3] };
 
@@ -167,7 +170,7 @@ async function report(rows: Row[]): Promise<void> {
       'fresh-head fine-tuning of all layers on 10 images per class (pl10; 10 epochs, learning rate from {1e-3, 3e-3} on 10 more per class), ' +
       `the SLC curve (${SLC.steps} Adam steps per fraction, fresh head) and its r = 0.1 point (ft10%), SLC-AUC against the scratch row's curve. Accuracies in %, tests under onnxruntime. ` +
       'Method settings: the defaults of each method (README). unsir (dtl) works on the 10-class source model, forgetting classes 5–9.',
-    'The time column is the method\'s wall time on this 2-core machine (wasm backend).',
+    `The time column is the method's wall time on this 2-core machine (wasm backend). Engine of the methods that run on either and of the fine-tuning attacks: ${ENGINE}.`,
     '',
   ];
   for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {

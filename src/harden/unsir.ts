@@ -10,19 +10,23 @@
  * 3. Repair. `repairEpochs` epochs of cross-entropy on the keep data alone at `repairLearningRate`.
  *
  * BatchNorm runs in inference mode throughout (as in ntl.ts): the running statistics stay as they
- * are. Every random choice (noise init, batch order) follows `seed`.
+ * are. Every random choice (noise init, batch order) follows `seed`. The phases run on either
+ * engine through TrainableGraph (input gradients for the noise, inference-mode steps).
  *
  * The penalty is a per-pixel mean: the authors' code uses 0.1·Σ_pixels N², i.e. noiseL2 = 0.1·C·H·W
  * here. At λ = 0.1 the noise grows as far as Adam takes it in `noiseSteps` (CE in the hundreds on a
  * small ReLU net), which is what the impair phase then fits to the forget class.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
 import type { OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { batches } from '../data/loader.js';
-import { crossEntropy } from '../engine/tfjs-engine.js';
+import { createTrainable, selectedEngine, type EngineName } from '../engine/create.js';
+import { HostOptimizer } from '../engine/host-optimizer.js';
+import type { TrainableGraph } from '../engine/trainable.js';
+import type { HostTensor } from '../onnx/tensor.js';
+import { crossEntropyLosses } from '../verify/mia.js';
 import { ImportedGraph } from '../import/graph.js';
 import { HARDEN_METADATA_KEY, setMetadata, withWeights } from '../export/export.js';
 import { checkImagesFit } from '../train/fit.js';
@@ -44,6 +48,8 @@ export interface UnsirSettings {
   repairEpochs: number;
   repairLearningRate: number;
   seed: number;
+  /** Training engine (default: the one selectEngine chose). */
+  engine?: EngineName;
 }
 
 /** As the UNSIR paper: 100 noise steps (Adam 0.1, λ 0.1), one impair epoch (Adam 0.02), one repair epoch. */
@@ -119,11 +125,6 @@ function checkForgetClasses(forget: number[], classes: number): void {
   if (seen.size >= classes) fail(`forgetting classes ${forget.join(', ')} leaves no class of the model's ${classes} to keep`);
 }
 
-/** Per-row cross-entropy of logits [N, C] against labels: logsumexp(z) − z_y. */
-function rowCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
-  return tf.tidy(() => tf.sub(tf.squeeze(tf.logSumExp(logits, 1, true), [1]), tf.sum(tf.mul(logits, tf.oneHot(labels, logits.shape[1])), 1)) as tf.Tensor1D);
-}
-
 export async function unsirModel(
   model: OnnxModel,
   source: string,
@@ -131,13 +132,12 @@ export async function unsirModel(
   settings: UnsirSettings,
   progress: UnsirProgress = {},
 ): Promise<{ proto: ModelProto; noise: Float32Array; history: UnsirHistory }> {
-  const s = settings;
+  const s: UnsirSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateUnsirSettings(s);
   const keep = data.keep;
   const forget = [...data.forgetClasses];
   const graph = new ImportedGraph(model, source);
-  const optimizers: tf.Optimizer[] = [];
-  let noiseVar: tf.Variable | undefined;
+  let engine: TrainableGraph | undefined;
   try {
     checkImagesFit(graph, keep, 'keep data');
     const classes = targetLayout(graph).classes;
@@ -153,99 +153,68 @@ export async function unsirModel(
     if (counts.size) {
       fail(`keep data must hold only kept classes but has ${[...counts].map(([c, k]) => `${k} image${k === 1 ? '' : 's'} of forget class ${c}`).join(', ')}`);
     }
-    const inputName = graph.inputs[0]!.name;
-    const outputName = graph.outputNames[0]!;
-    const logitsOf = (x: tf.Tensor): tf.Tensor2D => graph.run({ [inputName]: x }).outputs.get(outputName)! as tf.Tensor2D;
+    engine = createTrainable(model, source, s.engine);
     const K = forget.length;
     const per = keep.shape[0] * keep.shape[1] * keep.shape[2];
+    const images = (data: Float32Array, rows: number): HostTensor => ({ dtype: 'float32', shape: [rows, ...keep.shape], data });
 
-    // 1. Error-maximizing noise, one image per forget class, learned jointly (the model is frozen
-    // and BN runs in inference mode, so each image's objective depends on that image alone).
-    const rng = new Random(s.seed);
-    noiseVar = tf.tidy(() => tf.variable(tf.tensor(rng.normalArray(K * per), [K, ...keep.shape], 'float32'), true));
-    const nv = noiseVar;
-    const forgetLabels = tf.tensor1d(Int32Array.from(forget), 'int32');
-    const noiseLoss = (): Float32Array => tf.tidy(() => rowCrossEntropy(logitsOf(nv), forgetLabels).dataSync() as Float32Array);
-    let before: Float32Array, after: Float32Array;
-    try {
-      before = noiseLoss();
-      progress.onPhase?.('noise', s.noiseSteps);
-      const noiseOptimizer: tf.Optimizer = tf.train.adam(s.noiseLearningRate);
-      optimizers.push(noiseOptimizer);
-      for (let step = 0; step < s.noiseSteps; step++) {
-        tf.tidy(() => {
-          const { grads } = tf.variableGrads(() => {
-            const ce = rowCrossEntropy(logitsOf(nv), forgetLabels);
-            const l2 = tf.mean(tf.reshape(tf.square(nv), [K, per]), 1);
-            // Minimize −(CE − λ·mean N²), summed over the classes.
-            return tf.sum(tf.sub(tf.mul(l2, s.noiseL2), ce)) as tf.Scalar;
-          }, [nv]);
-          noiseOptimizer.applyGradients(grads);
-        });
-      }
-      after = noiseLoss();
-    } finally {
-      forgetLabels.dispose();
+    // 1. Error-maximizing noise, one image per forget class, learned jointly with Adam on the host
+    // (the model is frozen and BN runs in inference mode, so each image's objective depends on
+    // that image alone): minimize Σ_c λ·mean(N_c²) − CE(M(N_c), c).
+    const noise = new Random(s.seed).normalArray(K * per);
+    const forgetLabels = Int32Array.from(forget);
+    const before = (await engine.inputGradient(images(noise, K), forgetLabels)).losses;
+    progress.onPhase?.('noise', s.noiseSteps);
+    const noiseOptimizer = new HostOptimizer({ kind: 'adam', learningRate: s.noiseLearningRate });
+    const values = new Map([['noise', noise]]);
+    for (let step = 0; step < s.noiseSteps; step++) {
+      const { gradient } = await engine.inputGradient(images(noise, K), forgetLabels);
+      noiseOptimizer.apply(values, new Map([['noise', Float32Array.from(gradient, (g, i) => (2 * s.noiseL2 * noise[i]!) / per - g)]]));
     }
-    const noise = nv.dataSync().slice() as Float32Array;
+    const after = (await engine.inputGradient(images(noise, K), forgetLabels)).losses;
     if (!noise.every(Number.isFinite)) fail('the noise diverged; lower the noise learning rate or raise the noise L2 weight');
     const noiseRecords: UnsirNoiseRecord[] = forget.map((c, k) => ({ forgetClass: c, before: before[k]!, after: after[k]! }));
     progress.onNoise?.(noiseRecords);
 
-    // 2. Impair (one epoch, keep + noise) and 3. repair (keep only), all parameters, Adam.
-    const variables = graph.trainableVariables();
+    // 2. Impair (one epoch, keep + noise) and 3. repair (keep only), all parameters, Adam, BN in inference mode.
     const steps: UnsirStepRecord[] = [];
     const stepsPerEpoch = Math.ceil(n / s.batchSize);
     let noiseCursor = 0;
-    const epochs: { phase: 'impair' | 'repair'; epoch: number; optimizer: tf.Optimizer }[] = [];
-    const impairOptimizer = tf.train.adam(s.impairLearningRate);
-    optimizers.push(impairOptimizer);
-    epochs.push({ phase: 'impair', epoch: 1, optimizer: impairOptimizer });
-    if (s.repairEpochs > 0) {
-      const repairOptimizer = tf.train.adam(s.repairLearningRate);
-      optimizers.push(repairOptimizer);
-      for (let e = 1; e <= s.repairEpochs; e++) epochs.push({ phase: 'repair', epoch: e, optimizer: repairOptimizer });
-    }
+    const epochs: { phase: 'impair' | 'repair'; epoch: number }[] = [{ phase: 'impair', epoch: 1 }];
+    for (let e = 1; e <= s.repairEpochs; e++) epochs.push({ phase: 'repair', epoch: e });
     let lastPhase: string | undefined;
-    for (const [index, { phase, epoch, optimizer }] of epochs.entries()) {
-      if (phase !== lastPhase) progress.onPhase?.(phase, phase === 'impair' ? stepsPerEpoch : stepsPerEpoch * s.repairEpochs);
+    for (const [index, { phase, epoch }] of epochs.entries()) {
+      if (phase !== lastPhase) {
+        progress.onPhase?.(phase, phase === 'impair' ? stepsPerEpoch : stepsPerEpoch * s.repairEpochs);
+        // One Adam per phase: the repair epochs share theirs.
+        engine.setOptimizer({ kind: 'adam', learningRate: phase === 'impair' ? s.impairLearningRate : s.repairLearningRate });
+      }
       lastPhase = phase;
       let step = 0;
       for (const b of batches(keep, { batchSize: s.batchSize, seed: s.seed, epoch: index })) {
         step++;
         const m = phase === 'impair' ? s.noisePerBatch : 0;
-        const picks = Int32Array.from({ length: m }, () => noiseCursor++ % K);
-        const values = tf.tidy(() => {
-          let x: tf.Tensor = tf.tensor(b.x.data as Float32Array, b.x.shape, 'float32');
-          let y = tf.tensor1d(b.y, 'int32');
-          if (m > 0) {
-            x = tf.concat([x, tf.gather(nv, tf.tensor1d(picks, 'int32'))], 0);
-            y = tf.concat([y, tf.tensor1d(Int32Array.from(picks, (k) => forget[k]!), 'int32')]);
-          }
-          const parts: tf.Scalar[] = [];
-          const { value, grads } = tf.variableGrads(() => {
-            const logits = logitsOf(x);
-            const loss = crossEntropy(logits, y);
-            if (m > 0) {
-              const rows = rowCrossEntropy(logits, y);
-              parts.push(tf.keep(tf.mean(tf.slice(rows, 0, b.y.length)) as tf.Scalar), tf.keep(tf.mean(tf.slice(rows, b.y.length, m)) as tf.Scalar));
-            }
-            return loss;
-          }, variables);
-          optimizer.applyGradients(grads);
-          return [value, ...parts];
-        });
-        const [loss, keepLoss, noiseLossValue] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
-        tf.dispose(values);
-        const record: UnsirStepRecord = { phase, epoch, step, loss: loss!, keep: keepLoss ?? loss! };
-        if (noiseLossValue !== undefined) record.noise = noiseLossValue;
+        const picks = Array.from({ length: m }, () => noiseCursor++ % K);
+        const rows = b.y.length + m;
+        const x = new Float32Array(rows * per);
+        x.set(b.x.data as Float32Array);
+        picks.forEach((k, i) => x.set(noise.subarray(k * per, (k + 1) * per), (b.y.length + i) * per));
+        const y = Int32Array.from([...b.y, ...picks.map((k) => forget[k]!)]);
+        // The batch's keep and noise cross-entropies before the step (the step's own loss is their mean).
+        const parts = m > 0 ? await rowLosses(engine, images(x, rows), y) : undefined;
+        const loss = await engine.trainStep(images(x, rows), y, { training: false });
+        const record: UnsirStepRecord = { phase, epoch, step, loss, keep: loss };
+        if (parts) {
+          record.keep = mean(parts.subarray(0, b.y.length));
+          record.noise = mean(parts.subarray(b.y.length));
+        }
         if (!Number.isFinite(record.loss)) fail(`diverged in the ${phase} phase at step ${step} (loss ${record.loss}); lower the ${phase} learning rate`);
         steps.push(record);
         progress.onStep?.(record);
       }
     }
 
-    const proto = withWeights(model, graph.readWeights());
+    const proto = withWeights(model, engine.weights());
     const keepLoss = epochs.map(({ phase, epoch }) => {
       const rs = steps.filter((r) => r.phase === phase && r.epoch === epoch);
       return { phase, epoch, loss: rs.reduce((t, r) => t + r.keep, 0) / Math.max(rs.length, 1) };
@@ -262,8 +231,15 @@ export async function unsirModel(
     );
     return { proto, noise, history: { noise: noiseRecords, steps } };
   } finally {
-    for (const o of optimizers) o.dispose();
-    noiseVar?.dispose();
+    engine?.dispose();
     graph.dispose();
   }
+}
+
+const mean = (xs: Float64Array): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Per-row cross-entropy of the model's logits (inference mode). */
+async function rowLosses(engine: TrainableGraph, x: HostTensor, labels: Int32Array): Promise<Float64Array> {
+  const logits = (await engine.forward(x)).get(engine.outputName)!;
+  return crossEntropyLosses(logits.data as Float32Array, labels, logits.shape[1]!);
 }

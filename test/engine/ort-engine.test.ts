@@ -267,6 +267,49 @@ describe('ort engine on the fixture models', () => {
     tfjsEngine.dispose();
   });
 
+  it('input gradients: per-row losses and ∂ΣCE/∂x agree between the engines and with central differences', async () => {
+    for (const model of [smoothConvNet(10, 9), await loadModel(fixture('resnet8_bn'))]) {
+      const [a, b] = [new OrtTrainable(model, 'm', { threads: 1 }), new TfjsTrainable(model, 'm')];
+      const { x, labels } = batch(a.inputShape, 4, 5);
+      const [ra, rb] = [await a.inputGradient(x, labels), await b.inputGradient(x, labels)];
+      expect(relError(ra.losses, rb.losses)).toBeLessThan(1e-5);
+      expect(relError(ra.gradient, rb.gradient)).toBeLessThan(1e-3);
+      a.dispose();
+      b.dispose();
+    }
+    const model = smoothConvNet(10, 9);
+    const engine = new OrtTrainable(model, 'smooth', { threads: 1 });
+    const { x, labels } = batch(engine.inputShape, 3, 6);
+    const { gradient } = await engine.inputGradient(x, labels);
+    const sum = async (data: Float32Array) => (await engine.inputGradient({ ...x, data }, labels)).losses.reduce((p, q) => p + q, 0);
+    const eps = 1e-2;
+    const scale = Math.max(...Array.from(gradient, Math.abs));
+    for (const i of [0, 17, 100, 255, 383]) {
+      const [p, m] = [Float32Array.from(x.data as Float32Array), Float32Array.from(x.data as Float32Array)];
+      p[i]! += eps;
+      m[i]! -= eps;
+      expect(Math.abs(((await sum(p)) - (await sum(m))) / (2 * eps) - gradient[i]!) / scale).toBeLessThan(1e-2);
+    }
+    engine.dispose();
+  });
+
+  it('an inference-mode step (training: false) leaves the BN statistics as they are', async () => {
+    const model = await loadModel(fixture('resnet8_bn'));
+    const ortEngine = new OrtTrainable(model, 'resnet8', { threads: 1 });
+    const { x, labels } = batch(ortEngine.inputShape, 4, 7);
+    for (const engine of [ortEngine, new TfjsTrainable(model, 'resnet8')]) {
+      engine.setOptimizer({ kind: 'sgd', learningRate: 1e-2 });
+      const before = engine.weights();
+      await engine.trainStep(x, labels, { training: false });
+      const after = engine.weights();
+      const stats = [...before.keys()].filter((n) => !engine.parameterNames.includes(n));
+      expect(stats.length).toBeGreaterThan(0);
+      for (const n of stats) expect(Array.from(after.get(n)!), n).toEqual(Array.from(before.get(n)!));
+      expect(engine.parameterNames.some((n) => after.get(n)!.some((v, i) => v !== before.get(n)![i]))).toBe(true);
+      engine.dispose();
+    }
+  });
+
   it('the training graph is a valid ONNX model onnxruntime loads on its own', async () => {
     const model = await loadModel(fixture('mobilemini_dw'));
     const engine = new OrtTrainable(model, 'mobilemini', { threads: 1 });

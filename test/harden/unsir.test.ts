@@ -53,7 +53,7 @@ const keep = subset(train, [0, 1, 2]);
 // Small batches (6 steps an epoch on 96 keep images) and a longer, faster repair than the defaults:
 // at 4 repair epochs of Adam 1e-2, class 3 goes (observed, seeds 4–6) to 0–2 % test accuracy with
 // the noise and stays at 44–94 % without it (noisePerBatch 0), classes 0–2 at 100 %.
-const settings: UnsirSettings = { ...DEFAULT_UNSIR_SETTINGS, batchSize: 16, noisePerBatch: 16, repairEpochs: 4, repairLearningRate: 1e-2, seed: 4 };
+const baseSettings: UnsirSettings = { ...DEFAULT_UNSIR_SETTINGS, batchSize: 16, noisePerBatch: 16, repairEpochs: 4, repairLearningRate: 1e-2, seed: 4 };
 let model: OnnxModel;
 
 beforeAll(async () => {
@@ -61,7 +61,8 @@ beforeAll(async () => {
   model = await trainTiny(tinyNet(4), train);
 });
 
-describe('unsirModel on a tiny conv net', () => {
+describe.each(['tfjs', 'ort'] as const)('unsirModel on a tiny conv net (%s engine)', (engine) => {
+  const settings: UnsirSettings = { ...baseSettings, engine };
   it('learns noise that raises the forget-class loss, for each class', async () => {
     const forgetClasses = [1, 3];
     const { noise, history } = await unsirModel(model, 'tiny', { keep: subset(train, [0, 2]), forgetClasses }, { ...settings, repairEpochs: 0 });
