@@ -109,14 +109,6 @@ function print(json: boolean, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
 }
 
-/** An explicit `--engine ort` for a method whose own loop exists on the tfjs engine only is refused, not ignored. */
-function requireTfjsLoop(engine: string, what: string): void {
-  if (engine === 'ort') throw new HardenError(`--engine ort: ${what} runs its own training loop on the tfjs engine only (use --engine tfjs or auto)`);
-}
-
-/** Pipeline methods that run on either engine (disposal, pruning, NTL, UNSIR; none trains nothing). */
-const ENGINE_NEUTRAL_METHODS = new Set(['none', 'gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'unsir']);
-
 const COMMANDS = ['inspect', 'check', 'train', 'dispose', 'prune', 'verify', 'audit', 'guard'];
 
 export async function main(argv: string[]): Promise<number> {
@@ -140,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('engine', {
       choices: ENGINE_CHOICES,
       default: 'auto' as const,
-      describe: 'Training engine of train, dispose, prune, ntl, unsir, the fine-tuning attacks and the skd head: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU. The sophon loop runs on tfjs',
+      describe: 'Training engine of train, dispose, prune, every pipeline method and the fine-tuning attacks: ort (gradient graphs on onnxruntime) or tfjs (tfjs autodiff on --backend); auto is ort, the faster one in `npm run bench` on CPU',
     })
     .middleware((args) => {
       selectEngine(args.engine as EngineName | 'auto');
@@ -439,7 +431,6 @@ export async function main(argv: string[]): Promise<number> {
           if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HardenError(`'${name}' must be an object of settings (--${name} '{"key": value}' or in harden.config.json)`);
           return v as Record<string, unknown>;
         };
-        if (!ENGINE_NEUTRAL_METHODS.has(args.method)) requireTfjsLoop(args.engine, `--method ${args.method}`);
         await useDevice(args.device as 'cpu' | 'cuda', args.strict);
         const { report, exitCode: code, files } = await runPipeline({
           model: args.model,

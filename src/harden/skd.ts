@@ -7,7 +7,8 @@
  *
  *   L_distill = mean (s(x_a) − t(x_a))² + w · mean (s(x_u) − target)²      (target = −100)
  *
- * BatchNorm runs in inference mode while distilling.
+ * BatchNorm runs in inference mode while distilling. Both phases run on either engine
+ * (settings.engine).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
@@ -15,7 +16,9 @@ import type { OnnxModel } from '../onnx/model.js';
 import { toNumber, type ModelProto, type NodeProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { StepSampler } from '../data/loader.js';
-import { createTrainable } from '../engine/create.js';
+import { createTrainable, selectedEngine, type EngineName } from '../engine/create.js';
+import { OrtTrainable } from '../engine/ort-engine.js';
+import type { HostTensor } from '../onnx/tensor.js';
 import { ImportedGraph } from '../import/graph.js';
 import { findClassifierHead } from '../import/head.js';
 import { HARDEN_METADATA_KEY, setMetadata, withWeights } from '../export/export.js';
@@ -37,6 +40,8 @@ export interface SkdSettings {
   headSteps: number;
   headLearningRate: number;
   seed: number;
+  /** Training engine of both phases (default: the one selectEngine chose). */
+  engine?: EngineName;
 }
 
 export const DEFAULT_SKD_SETTINGS: SkdSettings = {
@@ -98,56 +103,68 @@ export interface SkdStepRecord {
   loss: number;
 }
 
+type Batch = { x: HostTensor; y: Int32Array };
+
+/** One engine's side of the distillation phase. */
+interface SkdDistiller {
+  /** One Adam step of L_distill on [keep; block] rows; returns the loss before the step. */
+  step(kb: Batch, bb: Batch): Promise<number>;
+  weights(): Map<string, Float32Array>;
+  dispose(): void;
+}
+
+interface SkdProblem {
+  model: OnnxModel;
+  student: OnnxModel;
+  source: string;
+  preActivation: string;
+  headParams: Set<string>;
+  settings: SkdSettings;
+}
+
+const concatImages = (a: HostTensor, b: HostTensor): HostTensor => {
+  const data = new Float32Array(a.data.length + b.data.length);
+  data.set(a.data as Float32Array);
+  data.set(b.data as Float32Array, a.data.length);
+  return { dtype: 'float32', shape: [a.shape[0]! + b.shape[0]!, ...a.shape.slice(1)], data };
+};
+
 export async function skdModel(model: OnnxModel, source: string, data: { keep: Dataset; block?: Dataset }, settings: SkdSettings, progress: { onStep?(r: SkdStepRecord): void } = {}): Promise<{ proto: ModelProto; history: SkdStepRecord[] }> {
-  const s = settings;
+  const s: SkdSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateSkdSettings(s);
   if (!data.block) fail('needs unauthorized (block) images');
   const { preActivation } = preActivationTensor(model.proto, source);
   const head = findClassifierHead(model.proto)!;
-  const teacher = new ImportedGraph(model, source);
   const studentModel: OnnxModel = { ...model, proto: s.init === 'random' ? reinitialize(model.proto, s.seed) : model.proto };
-  const student = new ImportedGraph(studentModel, `${source} (student)`);
-  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
   const history: SkdStepRecord[] = [];
   let distilled: ModelProto;
+  const check = new ImportedGraph(model, source);
   try {
-    checkImagesFit(teacher, data.keep, 'keep data');
-    checkImagesFit(teacher, data.block, 'block data');
-    const inputName = teacher.inputs[0]!.name;
-    const headParams = new Set(head.parameters);
-    const backbone = student.trainableVariables().filter((v) => ![...headParams].some((p) => student.variables.get(p) === v));
+    checkImagesFit(check, data.keep, 'keep data');
+    checkImagesFit(check, data.block, 'block data');
+  } finally {
+    check.dispose();
+  }
+  const problem: SkdProblem = { model, student: studentModel, source, preActivation, headParams: new Set(head.parameters), settings: s };
+  const distiller = s.engine === 'ort' ? ortDistiller(problem) : tfjsDistiller(problem);
+  try {
     const keep = new StepSampler(data.keep, s.batchSize, s.seed);
     const block = new StepSampler(data.block, s.batchSize, s.seed + 1);
     for (let step = 0; step < s.steps; step++) {
-      const kb = keep.batch(step), bb = block.batch(step);
-      const loss = tf.tidy(() => {
-        const xa = tf.tensor(kb.x.data as Float32Array, kb.x.shape);
-        const target = teacher.run({ [inputName]: xa }, { outputs: [preActivation] }).outputs.get(preActivation)!;
-        const x = tf.concat([xa, tf.tensor(bb.x.data as Float32Array, bb.x.shape)], 0);
-        const { value, grads } = tf.variableGrads(() => {
-          const pre = student.run({ [inputName]: x }, { outputs: [preActivation] }).outputs.get(preActivation)!;
-          return skdLoss(pre, target, kb.y.length, s.negativeTarget, s.unauthorizedWeight);
-        }, backbone);
-        optimizer.applyGradients(grads);
-        return value;
-      });
-      const value = (await loss.data())[0]!;
-      loss.dispose();
+      const value = await distiller.step(keep.batch(step), block.batch(step));
       if (!Number.isFinite(value)) throw new HardenError(`skd: diverged at step ${step + 1}; lower the learning rate`);
       const record: SkdStepRecord = { step: step + 1, phase: 'distill', loss: value };
       history.push(record);
       progress.onStep?.(record);
     }
-    distilled = withWeights(studentModel, student.readWeights());
+    distilled = withWeights(studentModel, distiller.weights());
   } finally {
-    optimizer.dispose();
-    teacher.dispose();
-    student.dispose();
+    distiller.dispose();
   }
   // A new classifier on the frozen backbone, authorized data only.
   const classes = findClassifierHeadClasses(model.proto, source);
   const withHead: OnnxModel = { ...model, proto: withNewHead(distilled, classes, s.seed, source) };
-  const engine = createTrainable(withHead, source);
+  const engine = createTrainable(withHead, source, s.engine);
   try {
     engine.setTrainable(head.parameters.filter((p) => engine.parameterNames.includes(p)));
     engine.setOptimizer({ kind: 'adam', learningRate: s.headLearningRate });
@@ -173,4 +190,77 @@ function findClassifierHeadClasses(proto: ModelProto, source: string): number {
   const last = dims?.at(-1);
   if (last?.value !== 'dim_value') fail(`${source}: the output's class dimension is not fixed`);
   return toNumber(last.dim_value);
+}
+
+/** Distillation on the tfjs graphs: L_distill under tfjs's tape. */
+function tfjsDistiller({ model, student: studentModel, source, preActivation, headParams, settings: s }: SkdProblem): SkdDistiller {
+  const teacher = new ImportedGraph(model, source);
+  const student = new ImportedGraph(studentModel, `${source} (student)`);
+  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  const inputName = teacher.inputs[0]!.name;
+  const backbone = student.trainableVariables().filter((v) => ![...headParams].some((p) => student.variables.get(p) === v));
+  return {
+    async step(kb, bb) {
+      const loss = tf.tidy(() => {
+        const xa = tf.tensor(kb.x.data as Float32Array, kb.x.shape);
+        const target = teacher.run({ [inputName]: xa }, { outputs: [preActivation] }).outputs.get(preActivation)!;
+        const x = tf.concat([xa, tf.tensor(bb.x.data as Float32Array, bb.x.shape)], 0);
+        const { value, grads } = tf.variableGrads(() => {
+          const pre = student.run({ [inputName]: x }, { outputs: [preActivation] }).outputs.get(preActivation)!;
+          return skdLoss(pre, target, kb.y.length, s.negativeTarget, s.unauthorizedWeight);
+        }, backbone);
+        optimizer.applyGradients(grads);
+        return value;
+      });
+      const value = (await loss.data())[0]!;
+      loss.dispose();
+      return value;
+    },
+    weights: () => student.readWeights(),
+    dispose: () => {
+      optimizer.dispose();
+      teacher.dispose();
+      student.dispose();
+    },
+  };
+}
+
+/**
+ * Distillation on the ort engine: L_distill is a function of the student's pre-activations, so
+ * its gradient there (2(s − t)/(n·P) on authorized rows, 2w(s − target)/(m·P) on unauthorized
+ * ones) is computed on the host and fed upstream at that tensor.
+ */
+function ortDistiller({ model, student: studentModel, source, preActivation, headParams, settings: s }: SkdProblem): SkdDistiller {
+  const teacher = new OrtTrainable(model, source);
+  const student = new OrtTrainable(studentModel, `${source} (student)`);
+  student.setOptimizer({ kind: 'adam', learningRate: s.learningRate });
+  const backbone = student.parameterNames.filter((n) => !headParams.has(n));
+  return {
+    async step(kb, bb) {
+      const t = (await teacher.forward(kb.x, { outputs: [preActivation] })).get(preActivation)!.data as Float32Array;
+      const x = concatImages(kb.x, bb.x);
+      const pre = (await student.forward(x, { outputs: [preActivation] })).get(preActivation)!.data as Float32Array;
+      const n = kb.y.length, m = bb.y.length;
+      const P = pre.length / (n + m);
+      const g = new Float32Array(pre.length);
+      let a = 0, u = 0;
+      for (let i = 0; i < n * P; i++) {
+        const d = pre[i]! - t[i]!;
+        a += d * d;
+        g[i] = (2 * d) / (n * P);
+      }
+      for (let i = n * P; i < pre.length; i++) {
+        const d = pre[i]! - s.negativeTarget;
+        u += d * d;
+        g[i] = (2 * s.unauthorizedWeight * d) / (m * P);
+      }
+      student.applyGradients((await student.run(x, { training: false, wrt: backbone, upstream: new Map([[preActivation, g]]) })).gradients);
+      return a / (n * P) + (m > 0 ? (s.unauthorizedWeight * u) / (m * P) : 0);
+    },
+    weights: () => student.weights(),
+    dispose: () => {
+      teacher.dispose();
+      student.dispose();
+    },
+  };
 }

@@ -12,7 +12,8 @@
  *
  * The outer Adam step applies retention + γ·suppression. Every `checkEvery` steps the keep accuracy
  * is measured on `keepCheck`; below `minKeepAccuracy` the run rolls back to the last weights that
- * passed and stops. BatchNorm runs in inference mode throughout.
+ * passed and stops. BatchNorm runs in inference mode throughout. The steps run on either engine
+ * (settings.engine; sophon-ort.ts for ort); the loop, head initialization and rollback are shared.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
@@ -27,7 +28,10 @@ import { checkImagesFit } from '../train/fit.js';
 import { Random } from '../util/random.js';
 import { evaluate } from '../verify/evaluate.js';
 import { HARDEN_VERSION } from '../version.js';
-import { targetLayout } from './source-head.js';
+import { targetLayout, type HeadLayout } from './source-head.js';
+import type { HostTensor } from '../onnx/tensor.js';
+import { selectedEngine, type EngineName } from '../engine/create.js';
+import { ortSophonStepper } from './sophon-ort.js';
 
 export interface SophonSettings {
   outerSteps: number;
@@ -45,6 +49,8 @@ export interface SophonSettings {
   minKeepAccuracy: number;
   checkEvery: number;
   seed: number;
+  /** Training engine (default: the one selectEngine chose). */
+  engine?: EngineName;
 }
 
 /**
@@ -121,6 +127,31 @@ export interface SophonStepRecord {
   keepAccuracy?: number;
 }
 
+type Batch = { x: HostTensor; y: Int32Array };
+
+/** One engine's side of SOPHON. */
+export interface SophonStepper {
+  /**
+   * One outer step: the simulated attacker (the current backbone with this fresh head — weight
+   * [F, C] row-major, bias [C] — trained on the support batches), suppression at its adapted
+   * weights on the query batch, retention on the keep batch, then the outer Adam step.
+   */
+  step(batches: { support: Batch[]; query: Batch; keep: Batch }, head: { weight: Float32Array; bias: Float32Array }): Promise<{ retention: number; suppression: number }>;
+  weights(): Map<string, Float32Array>;
+  setWeights(weights: Map<string, Float32Array>): void;
+  dispose(): void;
+}
+
+export interface SophonProblem {
+  model: OnnxModel;
+  source: string;
+  graph: ImportedGraph;
+  layout: HeadLayout;
+  /** Target (block) classes: the fresh head's outputs. */
+  classes: number;
+  settings: SophonSettings;
+}
+
 export async function sophonModel(
   model: OnnxModel,
   source: string,
@@ -128,52 +159,86 @@ export async function sophonModel(
   settings: SophonSettings,
   progress: { onStep?(r: SophonStepRecord): void } = {},
 ): Promise<{ proto: ModelProto; history: SophonStepRecord[]; rolledBack: boolean }> {
-  const s = settings;
+  const s: SophonSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateSophonSettings(s);
   if (!data.block) fail('needs target (block) data to simulate fine-tuning on');
   const block = data.block;
   const graph = new ImportedGraph(model, source);
-  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  let stepper: SophonStepper | undefined;
   try {
     checkImagesFit(graph, data.keep, 'keep data');
     checkImagesFit(graph, block, 'block data');
     const layout = targetLayout(graph);
-    const inputName = graph.inputs[0]!.name;
-    const outputName = graph.outputNames[0]!;
-    const headParams = new Set(layout.head.parameters);
-    const all = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
-    const backbone = all.filter((n) => !headParams.has(n));
-    const variables = all.map((n) => graph.variables.get(n)!);
     const F = layout.featureSize, C = block.classes;
+    const problem: SophonProblem = { model, source, graph, layout, classes: C, settings: s };
+    stepper = s.engine === 'ort' ? ortSophonStepper(problem) : tfjsSophonStepper(problem);
     const keepSampler = new StepSampler(data.keep, s.keepBatchSize, s.seed);
     const supportSampler = new StepSampler(block, s.supportBatchSize, s.seed + 1);
     const querySampler = new StepSampler(block, s.queryBatchSize, s.seed + 2);
-    const tensor = (b: { x: { data: unknown; shape: number[] } }) => tf.tensor(b.x.data as Float32Array, b.x.shape, 'float32');
     const history: SophonStepRecord[] = [];
-    let lastGood = graph.readWeights();
+    let lastGood = stepper.weights();
     let rolledBack = false;
 
     for (let step = 0; step < s.outerSteps; step++) {
+      // The attacker's fresh head, PyTorch nn.Linear init.
       const rng = new Random((s.seed * 7919 + step * 104_729 + 5) >>> 0);
       const bound = 1 / Math.sqrt(F);
-      const headW = tf.tensor2d(Float32Array.from({ length: F * C }, () => (rng.next() * 2 - 1) * bound), [F, C]);
-      const headB = tf.tensor1d(Float32Array.from({ length: C }, () => (rng.next() * 2 - 1) * bound));
-      // Simulated attacker: θ' and the fresh head, `innerSteps` steps on support batches.
-      let state: InnerState = { params: [...backbone.map((n) => tf.clone(graph.variables.get(n)!)), headW, headB], m: [], v: [], t: 0 };
+      const weight = Float32Array.from({ length: F * C }, () => (rng.next() * 2 - 1) * bound);
+      const bias = Float32Array.from({ length: C }, () => (rng.next() * 2 - 1) * bound);
+      const support = Array.from({ length: s.innerSteps }, (_, k) => supportSampler.batch(step * s.innerSteps + k));
+      const { retention, suppression } = await stepper.step({ support, query: querySampler.batch(step), keep: keepSampler.batch(step) }, { weight, bias });
+      if (!Number.isFinite(retention + suppression)) throw new HardenError(`sophon: diverged at step ${step + 1}; lower the learning rates`);
+      const record: SophonStepRecord = { step: step + 1, retention, suppression };
+      if (data.keepCheck && ((step + 1) % s.checkEvery === 0 || step + 1 === s.outerSteps)) {
+        record.keepAccuracy = (await evaluate(withWeights(model, stepper.weights()), data.keepCheck)).accuracy;
+        if (record.keepAccuracy < s.minKeepAccuracy) {
+          stepper.setWeights(lastGood);
+          rolledBack = true;
+        } else {
+          lastGood = stepper.weights();
+        }
+      }
+      history.push(record);
+      progress.onStep?.(record);
+      if (rolledBack) break;
+    }
+    const proto = withWeights(model, stepper.weights());
+    setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ version: HARDEN_VERSION, operation: 'sophon', settings: { ...s }, figures: { steps: history.length, rolledBack, last: history.at(-1) } }));
+    return { proto, history, rolledBack };
+  } finally {
+    stepper?.dispose();
+    graph.dispose();
+  }
+}
+
+/** The steps on the tfjs graph: the attacker's steps as differentiable tensor updates (innerStep). */
+function tfjsSophonStepper({ graph, layout, settings: s }: SophonProblem): SophonStepper {
+  const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
+  const inputName = graph.inputs[0]!.name;
+  const outputName = graph.outputNames[0]!;
+  const headParams = new Set(layout.head.parameters);
+  const all = [...graph.variables.keys()].filter((n) => !graph.statisticNames.has(n));
+  const backbone = all.filter((n) => !headParams.has(n));
+  const variables = all.map((n) => graph.variables.get(n)!);
+  const F = layout.featureSize;
+  const tensor = (b: Batch) => tf.tensor(b.x.data as Float32Array, b.x.shape, 'float32');
+  return {
+    async step({ support, query: q, keep: kb }, head) {
+      const C = head.bias.length;
+      // Simulated attacker: θ' and the fresh head, one step per support batch.
+      let state: InnerState = { params: [...backbone.map((n) => tf.clone(graph.variables.get(n)!)), tf.tensor2d(head.weight, [F, C]), tf.tensor1d(head.bias)], m: [], v: [], t: 0 };
       const targetLoss = (x: tf.Tensor, y: Int32Array) => (params: tf.Tensor[]): tf.Scalar => {
         const substitute = new Map(backbone.map((n, i) => [n, params[i]!]));
         const f = graph.run({ [inputName]: x }, { outputs: [layout.head.featureTensor], parameters: substitute }).outputs.get(layout.head.featureTensor)!;
         const logits = tf.add(tf.matMul(tf.reshape(f, [y.length, F]), params[backbone.length]!), params[backbone.length + 1]!) as tf.Tensor2D;
         return crossEntropy(logits, tf.tensor1d(y, 'int32'));
       };
-      for (let k = 0; k < s.innerSteps; k++) {
-        const b = supportSampler.batch(step * s.innerSteps + k);
+      for (const b of support) {
         const x = tensor(b);
         const next = innerStep(state, targetLoss(x, b.y), s.innerOptimizer, s.innerLearningRate);
         tf.dispose([x, ...state.params, ...state.m, ...state.v]);
         state = next;
       }
-      const q = querySampler.batch(step), kb = keepSampler.batch(step);
       const values = tf.tidy(() => {
         const xq = tensor(q);
         // Suppression at the adapted weights; first-order: its gradient w.r.t. θ' is applied to θ.
@@ -196,26 +261,10 @@ export async function sophonModel(
       tf.dispose([...state.params, ...state.m, ...state.v]);
       const [retention, suppression] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
-      if (!Number.isFinite(retention! + suppression!)) throw new HardenError(`sophon: diverged at step ${step + 1}; lower the learning rates`);
-      const record: SophonStepRecord = { step: step + 1, retention: retention!, suppression: suppression! };
-      if (data.keepCheck && ((step + 1) % s.checkEvery === 0 || step + 1 === s.outerSteps)) {
-        record.keepAccuracy = (await evaluate(withWeights(model, graph.readWeights()), data.keepCheck)).accuracy;
-        if (record.keepAccuracy < s.minKeepAccuracy) {
-          graph.writeWeights(lastGood);
-          rolledBack = true;
-        } else {
-          lastGood = graph.readWeights();
-        }
-      }
-      history.push(record);
-      progress.onStep?.(record);
-      if (rolledBack) break;
-    }
-    const proto = withWeights(model, graph.readWeights());
-    setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ version: HARDEN_VERSION, operation: 'sophon', settings: { ...s }, figures: { steps: history.length, rolledBack, last: history.at(-1) } }));
-    return { proto, history, rolledBack };
-  } finally {
-    optimizer.dispose();
-    graph.dispose();
-  }
+      return { retention: retention!, suppression: suppression! };
+    },
+    weights: () => graph.readWeights(),
+    setWeights: (w) => graph.writeWeights(w),
+    dispose: () => optimizer.dispose(),
+  };
 }

@@ -99,13 +99,6 @@ describe('bad input gives a one-line error and a non-zero exit', () => {
     expectOneLineError(harden('check', path.join(FIXTURE_DIR, 'lenet5_mnist.onnx'), '--backend', 'gpu'), 2, /backend/);
     expectOneLineError(harden('train', '--arch', 'lenet5', '--data', 'mnist:limit=32', '--engine', 'torch', '-o', path.join(dir, 'e.onnx')), 2, /engine/);
   });
-
-  it('--engine ort on a method whose loop runs on tfjs only is refused, not ignored', () => {
-    const model = path.join(FIXTURE_DIR, 'lenet5_mnist.onnx');
-    const out = path.join(dir, 'refused.onnx');
-    expectOneLineError(harden(model, '--method', 'sophon', '--keep', 'mnist:limit=32', '--block', 'fashion-mnist:limit=32', '--engine', 'ort', '-o', out), 2, /--engine ort: --method sophon .*tfjs/);
-    expect(existsSync(out)).toBe(false);
-  });
 });
 
 describe('harden check and inspect on a real export', () => {

@@ -26,13 +26,13 @@ describe('SKD targets and loss', () => {
   });
 });
 
-describe('skdModel on a tiny conv net', () => {
+describe.each(['tfjs', 'ort'] as const)('skdModel on a tiny conv net (%s engine)', (engine) => {
   it('keeps the authorized task and silences the features of unauthorized images', async () => {
     const keep = synthetic(160, 1, 'quadrants');
     const test = synthetic(80, 3, 'quadrants');
     const block = synthetic(160, 2, 'halves');
     const { proto: teacher } = await trainTiny(tinyNet(4), keep, 15, 0);
-    const r = await skdModel({ proto: teacher }, 'tiny', { keep, block }, { ...DEFAULT_SKD_SETTINGS, init: 'teacher', steps: 800, headSteps: 200, batchSize: 16, headLearningRate: 1e-2 });
+    const r = await skdModel({ proto: teacher }, 'tiny', { keep, block }, { ...DEFAULT_SKD_SETTINGS, init: 'teacher', steps: 800, headSteps: 200, batchSize: 16, headLearningRate: 1e-2, engine });
     const graph = new ImportedGraph({ proto: r.proto }, 'skd');
     const features = (ds: typeof keep) => tf.tidy(() => graph.run({ input: tf.tensor(ds.images.subarray(0, 32 * 64), [32, 1, 8, 8]) }, { outputs: ['h'] }).outputs.get('h')!.mean().dataSync()[0]!);
     const [authorized, unauthorized] = [features(keep), features(block)];
@@ -42,5 +42,20 @@ describe('skdModel on a tiny conv net', () => {
     // 16 feature units serve both goals here: the authorized task keeps most, not all, of its accuracy.
     expect(after).toBeGreaterThanOrEqual(before - 0.15);
     expect(readHardenRecord(r.proto)!.operation).toBe('skd');
+  });
+});
+
+describe('skdModel on both engines', () => {
+  it('the distillation losses agree step by step', async () => {
+    const keep = synthetic(64, 1, 'quadrants');
+    const block = synthetic(64, 2, 'halves');
+    // A random student: both terms of L_distill carry weight (from the teacher the authorized one starts at 0).
+    const s = { ...DEFAULT_SKD_SETTINGS, init: 'random' as const, steps: 6, headSteps: 1, batchSize: 16, unauthorizedWeight: 1e-4, learningRate: 3e-2 };
+    const [a, b] = [await skdModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'tfjs' }), await skdModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'ort' })];
+    const distill = (r: typeof a) => r.history.filter((h) => h.phase === 'distill').map((h) => h.loss);
+    const [da, db] = [distill(a), distill(b)];
+    expect(da).toHaveLength(6);
+    da.forEach((v, i) => expect(Math.abs(v - db[i]!), `step ${i + 1}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(v))));
+    expect(readHardenRecord(b.proto)!.settings!.engine).toBe('ort');
   });
 });

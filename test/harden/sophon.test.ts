@@ -40,10 +40,10 @@ describe('SOPHON losses', () => {
   });
 });
 
-describe('sophonModel on a tiny conv net', () => {
+describe.each(['tfjs', 'ort'] as const)('sophonModel on a tiny conv net (%s engine)', (engine) => {
   const keep = synthetic(64, 1, 'quadrants');
   const block = synthetic(64, 2, 'halves');
-  const quick: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, outerSteps: 3, innerSteps: 2, supportBatchSize: 8, queryBatchSize: 8, keepBatchSize: 8, learningRate: 1e-2 };
+  const quick: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, outerSteps: 3, innerSteps: 2, supportBatchSize: 8, queryBatchSize: 8, keepBatchSize: 8, learningRate: 1e-2, engine };
 
   it('updates the model and records the run', async () => {
     const model = tinyNet(4);
@@ -65,5 +65,20 @@ describe('sophonModel on a tiny conv net', () => {
 
   it('needs target data', async () => {
     await expect(sophonModel(tinyNet(4), 'tiny', { keep }, quick)).rejects.toThrow(/^sophon: needs target \(block\) data/);
+  });
+});
+
+describe('sophonModel on both engines', () => {
+  const keep = synthetic(64, 1, 'quadrants');
+  const block = synthetic(64, 2, 'halves');
+  it.each(['sgd', 'adam'] as const)('the outer steps agree (retention, suppression after %s inner steps)', async (innerOptimizer) => {
+    const s: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, outerSteps: 3, innerSteps: 3, innerOptimizer, innerLearningRate: 1e-2, supportBatchSize: 8, queryBatchSize: 8, keepBatchSize: 8, learningRate: 1e-3 };
+    const [a, b] = [await sophonModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'tfjs' }), await sophonModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'ort' })];
+    for (let i = 0; i < 3; i++) {
+      for (const term of ['retention', 'suppression'] as const) {
+        expect(Math.abs(a.history[i]![term] - b.history[i]![term]), `step ${i + 1} ${term}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(a.history[i]![term])));
+      }
+    }
+    expect(readHardenRecord(b.proto)!.settings!.engine).toBe('ort');
   });
 });

@@ -120,3 +120,13 @@ describe.each(['tfjs', 'ort'] as const)('unsirModel on a tiny conv net (%s engin
     expect(() => validateUnsirSettings({ ...settings, impairLearningRate: 0 })).toThrow(/^unsir: impair learning rate must be > 0/);
   });
 });
+
+describe('unsirModel on both engines', () => {
+  it('the noise and the impair/repair losses agree', async () => {
+    const quick: UnsirSettings = { ...baseSettings, noiseSteps: 5, repairEpochs: 1 };
+    const [a, b] = [await unsirModel(model, 'tiny', { keep, forgetClasses: [3] }, { ...quick, engine: 'tfjs' }), await unsirModel(model, 'tiny', { keep, forgetClasses: [3] }, { ...quick, engine: 'ort' })];
+    expect(Math.abs(a.history.noise[0]!.after - b.history.noise[0]!.after)).toBeLessThan(1e-3 * Math.abs(a.history.noise[0]!.after));
+    expect(b.history.steps).toHaveLength(a.history.steps.length);
+    a.history.steps.forEach((r, i) => expect(Math.abs(r.loss - b.history.steps[i]!.loss), `${r.phase} step ${r.step}`).toBeLessThan(1e-3 * Math.max(1, Math.abs(r.loss))));
+  });
+});
