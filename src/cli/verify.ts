@@ -88,8 +88,9 @@ export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unk
   const report: Record<string, unknown> = { model: o.model };
   // pl and slc consist of independent fine-tuning runs: both go to one pool at once.
   const progress = new AttackProgress(!o.json);
+  const fineTuning = o.attacks.includes('pl') || o.attacks.includes('slc');
   try {
-    await withAttackJobs(o.workers, async (run) => {
+    if (fineTuning) await withAttackJobs(o.workers, async (run) => {
       const [pl, slc] = await Promise.all([
         o.attacks.includes('pl') ? runPl(model, o, progress.counted('pl', 2 * o.learningRates.length, run)) : undefined,
         o.attacks.includes('slc') ? runSlc(model, o, progress, run) : undefined,
