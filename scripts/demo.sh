@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run demo`: harden two shipped models and verify them, on the shipped data (about 6 minutes on 2 cores).
+# `npm run demo`: harden two shipped models and verify them, on the shipped data (under 2 minutes on 2 cores).
 #   1. GC disposal: LeNet-5 pretrained on fashion-mnist, transferred to classes 0-4 (20 images per class),
 #      made useless as a start for the source task (classes 5-9).
 #   2. Non-transferable pruning: LeNet-5 on mnist, pruned to 90 % zeros, blocking fashion-mnist.
