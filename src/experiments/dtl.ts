@@ -15,6 +15,7 @@ import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../h
 import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
 import { parseClassList } from '../cli/class-list.js';
+import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
 
 /**
  * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
@@ -30,7 +31,10 @@ const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const STEPS = Number(arg('steps', '300'));
 const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
 const LR = Number(arg('lr', String(DEFAULT_DISPOSE_SETTINGS.learningRate)));
-const METHODS = arg('methods', 'rtf,utf,gc').split(',') as DisposeMethod[];
+/** Disposal methods, and `sophon` (simulated fine-tuning, src/harden/sophon.ts) for comparison. */
+const METHODS = arg('methods', 'rtf,utf,gc').split(',') as (DisposeMethod | 'sophon')[];
+/** SOPHON settings over its defaults, as JSON (e.g. '{"suppressionWeight": 0.5}'). */
+const SOPHON: Partial<SophonSettings> = JSON.parse(arg('sophon', '{}')) as Partial<SophonSettings>;
 const CHUNKS = Number(arg('chunks', String(DEFAULT_DISPOSE_SETTINGS.chunks)));
 /** H_s trained along at this SGD rate (0: fixed). */
 const HEAD_LR = Number(arg('source-head-lr', '0'));
@@ -51,7 +55,7 @@ const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
   epochs, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
 });
 
-type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC';
+type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC' | 'SOPHON';
 interface Result { row: Row; seed: number; target?: number; pl: number; seconds: number }
 
 const stats = (xs: number[]): string => meanStd(xs, 100, 1);
@@ -83,6 +87,15 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
   });
   for (const method of METHODS) {
     const row = method.toUpperCase() as Row;
+    if (method === 'sophon') {
+      // Suppression on the source task's classes 5–9 (relabeled, as the attacker sees them), retention on the target data.
+      const block = await loadDataset(`fashion-mnist:split=train,classes=5-9,per-class=100,seed=${seed + 10}`);
+      await timed(row, async () => {
+        const { proto } = await sophonModel(tl, 'TL', { keep: target, block }, { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON, seed });
+        return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+      });
+      continue;
+    }
     await timed(row, async () => {
       const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
@@ -106,7 +119,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM }, piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',
