@@ -13,6 +13,7 @@ import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from './ntl.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from './sophon.js';
 import { skdModel, DEFAULT_SKD_SETTINGS, type SkdSettings } from './skd.js';
 import { unsirModel, DEFAULT_UNSIR_SETTINGS, type UnsirSettings } from './unsir.js';
+import { selectedEngine } from '../engine/create.js';
 
 export const METHODS = ['gc', 'ngc', 'rtf', 'utf', 'ntp', 'magnitude', 'ntl', 'sophon', 'skd', 'unsir', 'none'] as const;
 export type MethodName = (typeof METHODS)[number];
@@ -29,7 +30,13 @@ export interface MethodOptions {
   unsir?: Partial<UnsirSettings>;
 }
 
+/** Applies `method`; the returned settings (for reports) name the training engine it ran on. */
 export async function applyMethod(model: OnnxModel, source: string, method: MethodName, data: { keep: Dataset; block: Dataset }, o: MethodOptions, log: (line: string) => void = () => {}): Promise<{ proto: ModelProto; settings: Record<string, unknown> }> {
+  const r = await applyByName(model, source, method, data, o, log);
+  return method === 'none' ? r : { ...r, settings: { engine: selectedEngine(), ...r.settings } };
+}
+
+async function applyByName(model: OnnxModel, source: string, method: MethodName, data: { keep: Dataset; block: Dataset }, o: MethodOptions, log: (line: string) => void): Promise<{ proto: ModelProto; settings: Record<string, unknown> }> {
   const { keep, block } = data;
   if (method === 'none') return { proto: model.proto, settings: {} };
   if (method === 'ntp' || method === 'magnitude') {
