@@ -90,13 +90,16 @@ export class TfjsTrainable implements TrainableGraph {
 
   async inputGradient(x: HostTensor, labels: Int32Array): Promise<{ losses: Float32Array; gradient: Float32Array }> {
     const [losses, gradient] = tf.tidy(() => {
-      const rows = (input: tf.Tensor): tf.Tensor1D => {
+      let rows: tf.Tensor1D | undefined;
+      // One forward pass: the per-row losses are kept from inside the differentiated function.
+      const summed = (input: tf.Tensor): tf.Scalar => {
         const logits = this.graph.run({ [this.inputName]: input }).outputs.get(this.outputName)! as tf.Tensor2D;
         const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), logits.shape[1]);
-        return tf.sub(tf.squeeze(tf.logSumExp(logits, 1, true), [1]), tf.sum(tf.mul(logits, onehot), 1)) as tf.Tensor1D;
+        rows = tf.keep(tf.sub(tf.squeeze(tf.logSumExp(logits, 1, true), [1]), tf.sum(tf.mul(logits, onehot), 1)) as tf.Tensor1D);
+        return tf.sum(rows) as tf.Scalar;
       };
-      const input = tf.tensor(x.data as Float32Array, x.shape, 'float32');
-      return [rows(input), tf.grad((inp: tf.Tensor) => tf.sum(rows(inp)) as tf.Scalar)(input)];
+      const gradient = tf.grad(summed)(tf.tensor(x.data as Float32Array, x.shape, 'float32'));
+      return [rows!, gradient];
     });
     const out = { losses: Float32Array.from((await losses.data()) as Float32Array), gradient: Float32Array.from((await gradient.data()) as Float32Array) };
     tf.dispose([losses, gradient]);
