@@ -80,7 +80,6 @@ export async function runVerify(o: VerifyCliOptions): Promise<Record<string, unk
   if (o.attacks.includes('pl')) checkPlOptions(o);
   if (o.attacks.includes('slc')) checkSlcOptions(slcOptions(o));
   if (o.attacks.includes('slc') && !(Number.isInteger(o.slcValImages) && o.slcValImages >= 1)) throw new HardenError(`--slc-val-images must be a positive integer, got ${o.slcValImages}`);
-  if (!(Number.isInteger(o.workers) && o.workers >= 1)) throw new HardenError(`--workers must be a positive integer, got ${o.workers}`);
   if ((o.attacks.includes('probe') || o.attacks.includes('knn')) && !(o.data && o.testData)) throw new HardenError('--attacks probe/knn need --data and --test-data');
   if (o.attacks.includes('mia') && !(o.members && o.nonMembers)) throw new HardenError('--attacks mia needs --members and --non-members');
   if (o.plot && !/\.(svg|png)$/i.test(o.plot)) throw new HardenError(`--plot must name a .svg or .png file, got '${o.plot}'`);

@@ -31,9 +31,10 @@ export interface WorkerSetup {
   threads: number;
 }
 
+/** A worker's answer to its one job in flight. */
 export type WorkerReply =
-  | { id: number; result: AttackJobResult }
-  | { id: number; error: { message: string; harden: boolean; exitCode?: number; stack?: string } };
+  | { result: AttackJobResult }
+  | { error: { message: string; harden: boolean; exitCode?: number; stack?: string } };
 
 /** A --workers value: a positive integer, or `auto` for one worker per core. */
 export function parseWorkers(value: string | number): number {
@@ -79,9 +80,8 @@ interface Pending {
 
 /** A fixed set of workers taking queued jobs in order. */
 export class AttackPool {
-  private readonly workers: { worker: Worker; busy?: { id: number; pending: Pending } }[] = [];
+  private readonly workers: { worker: Worker; busy?: Pending }[] = [];
   private readonly queue: Pending[] = [];
-  private nextId = 0;
   private failure?: Error;
   private closing = false;
 
@@ -108,31 +108,30 @@ export class AttackPool {
   async close(): Promise<void> {
     this.closing = true;
     for (const p of this.queue.splice(0)) p.reject(new Error('attack pool closed'));
-    for (const slot of this.workers) slot.busy?.pending.reject(new Error('attack pool closed'));
+    for (const slot of this.workers) slot.busy?.reject(new Error('attack pool closed'));
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 
   private dispatch(): void {
     for (const slot of this.workers) {
       if (slot.busy || !this.queue.length) continue;
-      const pending = this.queue.shift()!;
-      slot.busy = { id: this.nextId++, pending };
-      slot.worker.postMessage({ id: slot.busy.id, job: pending.job });
+      slot.busy = this.queue.shift()!;
+      slot.worker.postMessage(slot.busy.job);
     }
   }
 
   private settle(slot: (typeof this.workers)[number], reply: WorkerReply): void {
     const busy = slot.busy!;
     slot.busy = undefined;
-    if ('result' in reply) busy.pending.resolve(reply.result);
-    else busy.pending.reject(rebuildError(reply.error));
+    if ('result' in reply) busy.resolve(reply.result);
+    else busy.reject(rebuildError(reply.error));
     this.dispatch();
   }
 
   /** A worker that dies takes the pool down: every waiting job fails with its error. */
   private crash(slot: (typeof this.workers)[number], e: Error): void {
     this.failure ??= e;
-    slot.busy?.pending.reject(e);
+    slot.busy?.reject(e);
     slot.busy = undefined;
     for (const p of this.queue.splice(0)) p.reject(e);
   }
@@ -160,6 +159,7 @@ function currentSetup(workers: number): WorkerSetup {
  * thread, one job at a time, when `workers` is 1.
  */
 export async function withAttackJobs<T>(workers: number, f: (run: JobRunner) => Promise<T>): Promise<T> {
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new Error(`withAttackJobs: workers must be a positive integer, got ${workers}`);
   if (workers === 1) return f(inThisThread());
   const pool = new AttackPool(workers);
   try {

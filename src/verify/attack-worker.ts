@@ -15,16 +15,16 @@ const ready = (async () => {
   if (setup.backend) await initBackend(setup.backend);
 })();
 
-parentPort!.on('message', async ({ id, job }: { id: number; job: AttackJob }) => {
+parentPort!.on('message', async (job: AttackJob) => {
   let reply: WorkerReply;
   try {
     await ready;
     const result = await runAttackJob(job);
     // A copy owns its whole buffer, so the transfer below moves exactly the model's bytes.
-    reply = { id, result: { ...result, model: new Uint8Array(result.model) } };
+    reply = { result: { ...result, model: new Uint8Array(result.model) } };
   } catch (e) {
     const err = e as Error;
-    reply = { id, error: { message: err.message, harden: e instanceof HardenError, exitCode: e instanceof HardenError ? e.exitCode : undefined, stack: err.stack } };
+    reply = { error: { message: err.message, harden: e instanceof HardenError, exitCode: e instanceof HardenError ? e.exitCode : undefined, stack: err.stack } };
   }
   parentPort!.postMessage(reply, 'result' in reply ? [reply.result.model.buffer as ArrayBuffer] : []);
 });

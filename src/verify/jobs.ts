@@ -62,6 +62,15 @@ export function inThisThread(): JobRunner {
   };
 }
 
+/** Index of the run with the best validation accuracy (the earliest on ties; missing runs skipped). */
+export function bestRun(runs: readonly (AttackJobResult | undefined)[]): number | undefined {
+  let best: number | undefined;
+  runs.forEach((r, k) => {
+    if (r && (best === undefined || r.valAccuracy > runs[best]!.valAccuracy)) best = k;
+  });
+  return best;
+}
+
 function jobData({ dataset, indices }: JobData): Dataset {
   return indices ? subsetDataset(dataset, indices) : dataset;
 }

@@ -10,7 +10,7 @@ import { decodeModel, encodeModel } from '../onnx/model.js';
 import type { Dataset } from '../data/types.js';
 import { withNewHead } from '../train/head.js';
 import type { TrainSettings } from '../train/trainer.js';
-import { inThisThread, type JobRunner } from './jobs.js';
+import { bestRun, inThisThread, type JobRunner } from './jobs.js';
 import { evaluate } from './evaluate.js';
 import { reinitialize } from './reinit.js';
 
@@ -75,7 +75,7 @@ export async function piggybackAttack(model: OnnxModel, data: PiggybackData, opt
   const runs = await Promise.all(opts.learningRates.map((learningRate) =>
     run({ kind: 'train', model: start, source, train: { dataset: data.train }, val: data.val, settings: settings(learningRate) })));
   const perLearningRate = opts.learningRates.map((learningRate, i) => ({ learningRate, valAccuracy: runs[i]!.valAccuracy }));
-  const bestIndex = perLearningRate.reduce((b, r, i) => (r.valAccuracy > perLearningRate[b]!.valAccuracy ? i : b), 0);
+  const bestIndex = bestRun(runs)!;
   const accuracy = (await evaluate(decodeModel(runs[bestIndex]!.model, source), data.test)).accuracy;
   return { accuracy, bestLearningRate: opts.learningRates[bestIndex]!, perLearningRate };
 }

@@ -23,7 +23,7 @@ import { withNewHead } from '../train/head.js';
 import { Random } from '../util/random.js';
 import { evaluate } from './evaluate.js';
 import { reinitialize } from './reinit.js';
-import { inThisThread, type AttackJobResult, type JobRunner } from './jobs.js';
+import { bestRun, inThisThread, type AttackJobResult, type JobRunner } from './jobs.js';
 import { lineChartSvg } from './charts.js';
 
 export const SLC_FRACTIONS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
@@ -152,8 +152,7 @@ export async function learningCurve(model: OnnxModel, data: SlcData, o: SlcOptio
       });
   const points = await Promise.all(o.fractions.map(async (fraction, i): Promise<CurvePoint> => {
     const runs = await Promise.all(o.learningRates.map((lr) => fineTuned(subsets[i]!, lr)));
-    let best: number | undefined;
-    runs.forEach((r, k) => { if (r && (best === undefined || r.valAccuracy > runs[best]!.valAccuracy)) best = k; });
+    const best = bestRun(runs);
     const accuracy = best === undefined ? 1 / data.test.classes : (await evaluate(decodeModel(runs[best]!.model, source), data.test)).accuracy;
     const point = { fraction, images: subsets[i]!.length, accuracy, learningRate: best === undefined ? Number.NaN : o.learningRates[best]! };
     progress.onPoint?.(point, name);
