@@ -215,7 +215,6 @@ export class OrtTrainable implements TrainableGraph {
     return result;
   }
 
-
   private classCount?: number;
 
   /** The logits' class count (the same for every batch shape: read once from a forward graph). */

@@ -9,9 +9,9 @@
  *   rtf:    L = L_KD + λ·CE(H_s(B(x_s)), random labels)
  *   utf:    L = L_KD + λ·KL(uniform ‖ softmax(H_s(B(x_s))))
  *   none:   the model is returned unchanged.
- * H_s is fixed (see source-head.ts). All parameters of M (backbone and H_t) are updated by one
- * optimizer (Adam unless settings.optimizer names sgd/momentum); only L_KD reaches H_t (the forget terms never touch it), so the target head
- * can follow the backbone as it changes. BatchNorm runs in inference mode throughout: with
+ * H_s is fixed (see source-head.ts) unless trained along. All parameters of M (backbone and H_t)
+ * are updated by one optimizer (Adam unless settings.optimizer names sgd/momentum); only L_KD
+ * reaches H_t (the forget terms never touch it), so the target head can follow the backbone. BatchNorm runs in inference mode throughout: with
  * small chunks, batch statistics would be noisy and differ between chunks (the per-chunk
  * gradients would then depend on chunk composition through BN), and the stored statistics of M
  * are kept as they are.

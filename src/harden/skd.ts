@@ -22,7 +22,7 @@ import type { HostTensor } from '../onnx/tensor.js';
 import { ImportedGraph } from '../import/graph.js';
 import { findClassifierHead } from '../import/head.js';
 import { HARDEN_METADATA_KEY, setMetadata, withWeights } from '../export/export.js';
-import { checkImagesFit } from '../train/fit.js';
+import { checkModelTakes } from '../train/fit.js';
 import { withNewHead } from '../train/head.js';
 import { reinitialize } from '../verify/reinit.js';
 import { HARDEN_VERSION } from '../version.js';
@@ -138,13 +138,8 @@ export async function skdModel(model: OnnxModel, source: string, data: { keep: D
   const studentModel: OnnxModel = { ...model, proto: s.init === 'random' ? reinitialize(model.proto, s.seed) : model.proto };
   const history: SkdStepRecord[] = [];
   let distilled: ModelProto;
-  const check = new ImportedGraph(model, source);
-  try {
-    checkImagesFit(check, data.keep, 'keep data');
-    checkImagesFit(check, data.block, 'block data');
-  } finally {
-    check.dispose();
-  }
+  checkModelTakes(model.proto, data.keep, 'keep data');
+  checkModelTakes(model.proto, data.block, 'block data');
   const problem: SkdProblem = { model, student: studentModel, source, preActivation, headParams: new Set(head.parameters), settings: s };
   const distiller = s.engine === 'ort' ? ortDistiller(problem) : tfjsDistiller(problem);
   try {

@@ -2,8 +2,9 @@
  * Normalizations, reductions and softmax. BatchNormalization in inference keeps its node and
  * has a direct rule; in training mode it is lowered to mean/variance primitives (biased batch
  * variance, running = momentum·running + (1 − momentum)·batch, as the tfjs engine does),
- * reports its new running statistics and is differentiated as one node (trainingBackward). LayerNormalization and InstanceNormalization are always
- * lowered. Their primitives carry their own rules.
+ * reports its new running statistics and is differentiated as one node (trainingBackward).
+ * LayerNormalization and InstanceNormalization are always lowered; their primitives carry their
+ * own rules.
  */
 import { maskedByExtreme, tangentAtExtreme } from './conv.js';
 import { registerRule, registerRules, type BackwardContext, type LowerContext, type RuleContext } from './registry.js';
