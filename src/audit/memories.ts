@@ -48,14 +48,4 @@ export function defaultPLo(classes: number): number {
   return Math.min(10 / classes, 0.5);
 }
 
-/** Row-wise softmax of an N×K matrix. */
-export function softmaxRows(z: Float32Array, classes: number): Float32Array {
-  const out = new Float32Array(z.length);
-  for (let r = 0; r < z.length / classes; r++) {
-    let max = -Infinity, sum = 0;
-    for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
-    for (let c = 0; c < classes; c++) sum += (out[r * classes + c] = Math.exp(z[r * classes + c]! - max));
-    for (let c = 0; c < classes; c++) out[r * classes + c]! /= sum;
-  }
-  return out;
-}
+export { softmaxRows } from '../util/softmax.js';

@@ -97,3 +97,43 @@ export class StepSampler {
     return { x: { dtype: 'float32', shape: [this.size, ...this.ds.shape], data }, y };
   }
 }
+
+/**
+ * Batches of `chunks` chunks of `chunkSize` examples, each chunk from one class, the classes of a
+ * batch distinct and drawn per step; each class has its own StepSampler stream. Like StepSampler,
+ * a batch depends only on (seed, step).
+ */
+export class ClassChunkSampler {
+  private readonly perClass: StepSampler[] = [];
+  private readonly present: number[] = [];
+  constructor(ds: Dataset, private readonly chunks: number, chunkSize: number, private readonly seed: number) {
+    const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
+    for (let c = 0; c < ds.classes; c++) {
+      const rows = [...ds.labels.keys()].filter((r) => ds.labels[r] === c);
+      if (!rows.length) continue;
+      const images = new Float32Array(rows.length * per);
+      rows.forEach((r, k) => images.set(ds.images.subarray(r * per, (r + 1) * per), k * per));
+      this.present.push(c);
+      this.perClass.push(new StepSampler({ ...ds, images, labels: new Int32Array(rows.length).fill(c) }, chunkSize, seed + 31 * c));
+    }
+    if (this.present.length < chunks) throw new Error(`ClassChunkSampler: ${chunks} chunks need ${chunks} classes, '${ds.name}' has ${this.present.length}`);
+  }
+
+  batch(step: number): { x: HostTensor; y: Int32Array } {
+    const rng = new Random((this.seed * 7919 + step * 104_729 + 11) >>> 0);
+    const order = [...this.present.keys()];
+    for (let i = 0; i < this.chunks; i++) {
+      const j = i + rng.int(order.length - i);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const parts = order.slice(0, this.chunks).map((k) => this.perClass[k]!.batch(step));
+    const x = parts[0]!.x;
+    const data = new Float32Array(parts.reduce((n, p) => n + p.x.data.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      data.set(p.x.data as Float32Array, o);
+      o += p.x.data.length;
+    }
+    return { x: { ...x, shape: [x.shape[0]! * this.chunks, ...x.shape.slice(1)], data }, y: Int32Array.from(parts.flatMap((p) => [...p.y])) };
+  }
+}

@@ -10,6 +10,7 @@ import { encodeModel, initializerMap, type OnnxModel } from '../onnx/model.js';
 import { hostToFloat32, type HostTensor } from '../onnx/tensor.js';
 import { modelParameterRoles } from '../import/roles.js';
 import { Random } from '../util/random.js';
+import { meanNegEntropy, softmaxRows } from '../util/softmax.js';
 import { buildTrainingGraph, type LossSpec, type TrainingGraph } from './ort/autodiff.js';
 import { HostOptimizer } from './host-optimizer.js';
 import type { NamedArrays } from './optimizer-state.js';
@@ -235,6 +236,19 @@ export class OrtTrainable implements TrainableGraph {
   async crossEntropyGradients(x: HostTensor, labels: Int32Array, opts: { training?: boolean; wrt?: readonly string[]; override?: Map<string, Float32Array> } = {}): Promise<GraphResult> {
     const targets = oneHotTargets(labels, await this.classes(x), this.source);
     return this.run(x, { training: opts.training ?? false, wrt: opts.wrt ?? this.parameterNames, losses: [{ tensor: this.outputName, targets }], override: opts.override });
+  }
+
+  /**
+   * T²·KL(softmax(z₀/T) ‖ softmax(z/T)) of the logits against the same graph at `teacher` weights,
+   * and its gradients (inference mode). The graph's loss is T²·CE to the teacher's probabilities;
+   * the teacher's entropy term makes it the KL.
+   */
+  async distillationGradients(x: HostTensor, teacher: Map<string, Float32Array>, opts: { wrt: readonly string[]; temperature: number }): Promise<GraphResult> {
+    const T = opts.temperature;
+    const logits = (await this.run(x, { training: false, outputs: [this.outputName], override: teacher })).tensors.get(this.outputName)!;
+    const q = softmaxRows(logits.data as Float32Array, logits.shape[1]!, T);
+    const r = await this.run(x, { training: false, wrt: opts.wrt, losses: [{ tensor: this.outputName, targets: q, temperature: T }] });
+    return { ...r, loss: r.loss! + T * T * meanNegEntropy(q, logits.shape[0]!) };
   }
 
   async lossAndGradients(x: HostTensor, labels: Int32Array): Promise<LossAndGradients> {

@@ -46,6 +46,8 @@ const OPTIMIZER = arg('optimizer', 'adam') as 'adam' | 'sgd' | 'momentum';
 const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
 /** Dispose of these source classes only (e.g. 5-9: the ones the target task does not use). */
 const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
+/** gc/ngc chunks: random (default) or class (one class per chunk). */
+const CHUNKING = arg('chunking', 'random') as 'random' | 'class';
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
@@ -97,7 +99,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       continue;
     }
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
     });
   }
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

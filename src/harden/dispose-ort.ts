@@ -38,26 +38,6 @@ function withSourceHead(model: OnnxModel, featureTensor: string, weight: Float32
   return { ...model, proto };
 }
 
-/** Row-wise softmax(z/T) of [N, C] logits. */
-function softmaxRows(z: Float32Array, classes: number, T: number): Float32Array {
-  const q = new Float32Array(z.length);
-  for (let r = 0; r < z.length / classes; r++) {
-    const row = z.subarray(r * classes, (r + 1) * classes);
-    const max = Math.max(...row);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += (q[r * classes + c] = Math.exp((row[c] - max) / T));
-    for (let c = 0; c < classes; c++) q[r * classes + c] /= sum;
-  }
-  return q;
-}
-
-/** mean_n Σ_c q log q: the engine's cross-entropy loss plus T² times this is T²·KL. */
-function meanNegEntropy(q: Float32Array, rows: number): number {
-  let s = 0;
-  for (const v of q) if (v > 0) s += v * Math.log(v);
-  return s / rows;
-}
-
 export async function ortDisposeStepper({ model, source, graph, layout, head, settings: s }: DisposeProblem): Promise<DisposeStepper> {
   const C = head.classes;
   const stitched = withSourceHead(model, layout.head.featureTensor, head.weight.dataSync() as Float32Array, head.bias.dataSync() as Float32Array, C);
@@ -73,7 +53,6 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const initial = engine.weights();
   const modelNames = [...initial.keys()].filter((n) => !headNames.has(n));
   engine.setOptimizer({ kind: s.optimizer ?? 'adam', learningRate: s.learningRate });
-  const out = engine.outputName;
   const T = s.temperature;
   const per = s.forgetBatchSize / s.chunks;
   // GC's chunk losses: cross-entropy of the H_s logits.
@@ -89,12 +68,9 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
 
   return {
     async step(target: HostTensor, fb, rtfLabels) {
-      const rows = target.shape[0];
-      const teacher = await engine.run(target, { training: false, outputs: [out], override: initial });
-      const q = softmaxRows(teacher.tensors.get(out)!.data as Float32Array, teacher.tensors.get(out)!.shape[1], T);
-      const kd = await engine.run(target, { training: false, wrt: allNames, losses: [{ tensor: out, targets: q, temperature: T }] });
+      const kd = await engine.distillationGradients(target, initial, { wrt: allNames, temperature: T });
       const grads = new Map(kd.gradients);
-      const distillation = kd.loss! + T * T * meanNegEntropy(q, rows);
+      const distillation = kd.loss!;
       let forget: number;
       if (s.method === 'gc' || s.method === 'ngc') {
         const size = fb.x.data.length / fb.x.shape[0];

@@ -26,7 +26,7 @@ import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
-import { StepSampler } from '../data/loader.js';
+import { ClassChunkSampler, StepSampler } from '../data/loader.js';
 import { crossEntropy, makeOptimizer } from '../engine/tfjs-engine.js';
 import type { OptimizerSpec } from '../engine/trainable.js';
 import { ImportedGraph } from '../import/graph.js';
@@ -89,6 +89,14 @@ export interface DisposeSettings {
    * sgd/momentum a growing collision gradient can otherwise throw the model out of its basin.
    */
   maxGradNorm?: number;
+  /**
+   * How gc/ngc split the forget batch: 'random' (default; chunks of a shuffled batch) or 'class'
+   * (each chunk one class, the batch's classes distinct). With random chunks, E[L_GC] =
+   * C(k,2)·(‖μ‖² − tr Σ/(N−1)) over the forget set (μ, Σ: mean and covariance of per-example
+   * gradients): a penalty on the source gradient's norm. With class chunks it is
+   * ∝ C²‖μ‖² − Σ_c ‖μ_c‖²: it also rewards large, opposed per-class gradients (README).
+   */
+  chunking?: 'random' | 'class';
 }
 
 /**
@@ -178,6 +186,7 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
+  if (s.chunking !== undefined && s.chunking !== 'random' && s.chunking !== 'class') fail(`chunking must be random or class, got '${String(s.chunking)}'`);
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
 }
@@ -204,6 +213,10 @@ export async function disposeModel(
   const s: DisposeSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateDisposeSettings(s, data);
   if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
+  if (s.chunking === 'class') {
+    const present = new Set(data.forget.labels).size;
+    if (present < s.chunks) fail(`class chunking needs at least ${s.chunks} classes (one per chunk) in the forget data '${data.forget.name}', it has ${present}`);
+  }
   const graph = new ImportedGraph(model, source);
   let head: SourceHead | undefined;
   let stepper: DisposeStepper | undefined;
@@ -235,7 +248,9 @@ export async function disposeModel(
     run.progress?.onStart?.(s.steps, head);
 
     const retain = new StepSampler(data.retain, s.batchSize, s.seed);
-    const forget = new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
+    const forget = s.chunking === 'class' && (s.method === 'gc' || s.method === 'ngc')
+      ? new ClassChunkSampler(data.forget, s.chunks, s.forgetBatchSize / s.chunks, s.seed + 1)
+      : new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
     const every = run.checkpointEvery ?? 50;
     for (let step = start; step < s.steps; step++) {
       const tb = retain.batch(step);

@@ -4,7 +4,7 @@
  * weights and the given head, runs its inner optimizer steps in inference mode, and returns the
  * gradient of the suppression loss (cross-entropy to the uniform distribution, a loss of its
  * training graph) at the adapted weights. First-order: that gradient is added to the retention
- * gradient of the model itself and one Adam step is taken.
+ * (or distillation, settings.retention) gradient of the model itself and one Adam step is taken.
  */
 import { OrtTrainable, accumulateGradients } from '../engine/ort-engine.js';
 import { withNewHead } from '../train/head.js';
@@ -24,6 +24,7 @@ export function ortSophonStepper({ model, source, layout, classes: C, settings: 
   const headNames = new Set(layout.head.parameters);
   const backbone = engine.parameterNames.filter((n) => !headNames.has(n));
   const F = layout.featureSize;
+  const teacher = s.retention === 'kd' ? engine.weights() : undefined;
   return {
     async step({ support, query, keep }, head) {
       const start = new Map([...engine.weights()].filter(([n]) => !headNames.has(n)));
@@ -34,7 +35,9 @@ export function ortSophonStepper({ model, source, layout, classes: C, settings: 
       for (const b of support) await attacker.trainStep(b.x, b.y, { training: false });
       const uniform = new Float32Array(query.y.length * C).fill(1 / C);
       const suppressed = await attacker.run(query.x, { training: false, wrt: backbone, losses: [{ tensor: attacker.outputName, targets: uniform }] });
-      const retained = await engine.crossEntropyGradients(keep.x, keep.y, { training: false });
+      const retained = teacher
+        ? await engine.distillationGradients(keep.x, teacher, { wrt: engine.parameterNames, temperature: s.retentionTemperature ?? 4 })
+        : await engine.crossEntropyGradients(keep.x, keep.y, { training: false });
       const grads = new Map(retained.gradients);
       accumulateGradients(grads, suppressed.gradients, s.suppressionWeight);
       engine.applyGradients(grads);

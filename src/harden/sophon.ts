@@ -7,8 +7,10 @@
  *    evaluate the suppression loss at the adapted weights — cross-entropy to the uniform
  *    distribution, −mean_c log q_c (or 'kl': KL(uniform ‖ q) = that − log C) — and take its
  *    gradient w.r.t. θ' as the (first-order) gradient for θ.
- * 2. Retention. Cross-entropy of the model's own head on a keep (authorized) batch, on all
- *    parameters.
+ * 2. Retention on a keep (authorized) batch, on all parameters: cross-entropy of the model's
+ *    own head ('ce'), or T²·KL(softmax(z₀/T) ‖ softmax(z/T)) to the model before hardening ('kd',
+ *    as disposal's L_KD: on a small keep set already fitted, CE has almost no gradient left to
+ *    hold the task while the backbone moves; the teacher's soft outputs do).
  *
  * The outer Adam step applies retention + γ·suppression. Every `checkEvery` steps the keep accuracy
  * is measured on `keepCheck`; below `minKeepAccuracy` the run rolls back to the last weights that
@@ -32,6 +34,7 @@ import { targetLayout, type HeadLayout } from './source-head.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
 import { ortSophonStepper } from './sophon-ort.js';
+import { distillationLoss } from './losses.js';
 
 export interface SophonSettings {
   outerSteps: number;
@@ -42,6 +45,10 @@ export interface SophonSettings {
   /** γ: weight of the suppression gradient. */
   suppressionWeight: number;
   suppression: 'uniform-ce' | 'kl';
+  /** Retention loss: 'ce' (default) or 'kd' to the model before hardening at `retentionTemperature`. */
+  retention?: 'ce' | 'kd';
+  /** T of 'kd' retention (default 4). */
+  retentionTemperature?: number;
   supportBatchSize: number;
   queryBatchSize: number;
   keepBatchSize: number;
@@ -118,6 +125,8 @@ export function validateSophonSettings(s: SophonSettings): void {
   if (!(s.learningRate > 0 && s.innerLearningRate > 0)) fail('learning rates must be > 0');
   if (!(s.suppressionWeight >= 0)) fail(`suppression weight must be ≥ 0, got ${s.suppressionWeight}`);
   if (!(s.minKeepAccuracy >= 0 && s.minKeepAccuracy <= 1)) fail(`--min-keep-acc must be in [0, 1], got ${s.minKeepAccuracy}`);
+  if (s.retention !== undefined && s.retention !== 'ce' && s.retention !== 'kd') fail(`retention must be ce or kd, got ${String(s.retention)}`);
+  if (!((s.retentionTemperature ?? 4) > 0)) fail(`retention temperature must be > 0, got ${s.retentionTemperature}`);
 }
 
 export interface SophonStepRecord {
@@ -222,6 +231,15 @@ function tfjsSophonStepper({ graph, layout, settings: s }: SophonProblem): Sopho
   const variables = all.map((n) => graph.variables.get(n)!);
   const F = layout.featureSize;
   const tensor = (b: Batch) => tf.tensor(b.x.data as Float32Array, b.x.shape, 'float32');
+  // 'kd' retention: the model before hardening, as substitute parameters of the same graph.
+  const teacher = s.retention === 'kd' ? new Map([...graph.variables].map(([n, v]) => [n, tf.clone(v)])) : undefined;
+  const retentionLoss = (kb: Batch): tf.Scalar => {
+    const x = tensor(kb);
+    const logits = graph.run({ [inputName]: x }).outputs.get(outputName)! as tf.Tensor2D;
+    if (!teacher) return crossEntropy(logits, tf.tensor1d(kb.y, 'int32'));
+    const teacherLogits = graph.run({ [inputName]: x }, { parameters: teacher }).outputs.get(outputName)!;
+    return distillationLoss(logits, teacherLogits, s.retentionTemperature ?? 4);
+  };
   return {
     async step({ support, query: q, keep: kb }, head) {
       const C = head.bias.length;
@@ -249,7 +267,7 @@ function tfjsSophonStepper({ graph, layout, settings: s }: SophonProblem): Sopho
           return suppressionLoss(logits, s.suppression);
         };
         const { value: suppression, grads: suppressionGrads } = tf.valueAndGrads((...ps: tf.Tensor[]) => suppress(ps))(state.params.slice(0, backbone.length));
-        const { value: retention, grads: retentionGrads } = tf.variableGrads(() => crossEntropy(graph.run({ [inputName]: tensor(kb) }).outputs.get(outputName)! as tf.Tensor2D, tf.tensor1d(kb.y, 'int32')), variables);
+        const { value: retention, grads: retentionGrads } = tf.variableGrads(() => retentionLoss(kb), variables);
         const grads: Record<string, tf.Tensor> = retentionGrads;
         backbone.forEach((n, i) => {
           const name = graph.variables.get(n)!.name;
@@ -265,6 +283,9 @@ function tfjsSophonStepper({ graph, layout, settings: s }: SophonProblem): Sopho
     },
     weights: () => graph.readWeights(),
     setWeights: (w) => graph.writeWeights(w),
-    dispose: () => optimizer.dispose(),
+    dispose: () => {
+      optimizer.dispose();
+      if (teacher) tf.dispose([...teacher.values()]);
+    },
   };
 }

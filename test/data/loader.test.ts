@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batches } from '../../src/data/loader.js';
+import { batches, ClassChunkSampler } from '../../src/data/loader.js';
 import type { Dataset } from '../../src/data/types.js';
 
 function toy(n: number): Dataset {
@@ -37,5 +37,36 @@ describe('batches', () => {
     expect(collect(ds, { batchSize: 4, seed: 1, shuffle: false })).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
     expect(collect(ds, { batchSize: 4, seed: 1, shuffle: false, dropLast: true })).toEqual([[0, 1, 2, 3], [4, 5, 6, 7]]);
     expect(() => [...batches(ds, { batchSize: 0, seed: 1 })]).toThrow(/batchSize/);
+  });
+});
+
+describe('ClassChunkSampler', () => {
+  const ds = toy(30); // image i is filled with i, label i % 3
+
+  it('each chunk holds images of one class, the classes of a batch are distinct, labels match images', () => {
+    const sampler = new ClassChunkSampler(ds, 2, 4, 3);
+    const seenPairs = new Set<string>();
+    for (let step = 0; step < 20; step++) {
+      const b = sampler.batch(step);
+      expect(b.x.shape).toEqual([8, 2, 2, 2]);
+      const data = b.x.data as Float32Array;
+      for (let k = 0; k < 8; k++) expect(data[k * 8]! % 3).toBe(b.y[k]);
+      const chunkClasses = [0, 1].map((c) => new Set(b.y.subarray(c * 4, (c + 1) * 4)));
+      for (const classes of chunkClasses) expect(classes.size).toBe(1);
+      const [a, c] = chunkClasses.map((s) => [...s][0]!);
+      expect(a).not.toBe(c);
+      seenPairs.add(`${a},${c}`);
+    }
+    expect(seenPairs.size).toBeGreaterThan(2); // the classes are redrawn per step
+  });
+
+  it('depends only on (seed, step)', () => {
+    const a = new ClassChunkSampler(ds, 3, 2, 9), b = new ClassChunkSampler(ds, 3, 2, 9);
+    expect(Array.from(b.batch(5).x.data as Float32Array)).toEqual(Array.from(a.batch(5).x.data as Float32Array));
+    expect(Array.from(new ClassChunkSampler(ds, 3, 2, 10).batch(5).x.data as Float32Array)).not.toEqual(Array.from(a.batch(5).x.data as Float32Array));
+  });
+
+  it('needs as many classes as chunks', () => {
+    expect(() => new ClassChunkSampler(ds, 4, 2, 0)).toThrow(/4 chunks need 4 classes/);
   });
 });

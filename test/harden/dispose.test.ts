@@ -224,6 +224,15 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, forgetParameters: ['nothing'] })).rejects.toThrow(/no backbone parameter starts with 'nothing'/);
   });
 
+  it('class chunking: one class per chunk changes the GC term; fewer classes than chunks is an error', async () => {
+    const random = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 2 });
+    const byClass = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 2, chunking: 'class' });
+    expect(byClass.history.every((r) => Number.isFinite(r.forget))).toBe(true);
+    expect(byClass.history[0]!.forget).not.toBe(random.history[0]!.forget);
+    await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, chunking: 'class', forgetClasses: [0, 1, 2] })).rejects.toThrow(/^dispose: class chunking needs at least 4 classes/);
+    await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, chunking: 'pairs' as never })).rejects.toThrow(/^dispose: chunking must be random or class/);
+  });
+
   it('runs with a linear-probe source head (no source model)', async () => {
     const { history } = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, sourceModel: undefined, steps: 3, probe: { epochs: 2 } });
     expect(history).toHaveLength(3);

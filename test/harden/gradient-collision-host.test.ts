@@ -54,6 +54,36 @@ describe('Gradient Collision on the ort engine (host-side, exact HVPs from the t
     });
   }
 
+  // The identity behind the README's analysis of GC: over all ways of drawing two disjoint chunks
+  // of m examples from N, mean L_GC = (N²‖μ‖² − Σ_a ‖s_a‖²)/(N(N−1)), s_a the per-example gradients.
+  it.each([[6, 1], [4, 2]])('mean L_GC over all disjoint chunk pairs (N = %i, m = %i) is the per-example-gradient formula', async (N, m) => {
+    const model = smoothConvNet(5, 11);
+    const engine = new OrtTrainable(model, 'smooth', { threads: 1 });
+    const rng = new Random(5);
+    const size = 2 * 8 * 8;
+    const x = rng.normalArray(N * size);
+    const labels = Int32Array.from({ length: N }, () => rng.int(5));
+    const rows = (idx: number[]) => ({ x: { dtype: 'float32' as const, shape: [idx.length, 2, 8, 8], data: Float32Array.from(idx.flatMap((a) => Array.from(x.subarray(a * size, (a + 1) * size)))) }, labels: Int32Array.from(idx, (a) => labels[a]!) });
+    const head = new Set(findClassifierHead(model.proto)?.parameters ?? []);
+    const wrt = engine.parameterNames.filter((n) => !head.has(n));
+    const flat = (g: Map<string, Float32Array>) => Float64Array.from(wrt.flatMap((n) => Array.from(g.get(n)!)));
+    const perExample: Float64Array[] = [];
+    for (let a = 0; a < N; a++) perExample.push(flat((await engine.crossEntropyGradients(rows([a]).x, rows([a]).labels, { wrt })).gradients));
+    const dot = (u: Float64Array, v: Float64Array) => u.reduce((s, ui, i) => s + ui * v[i]!, 0);
+    const total = perExample.reduce((acc, g) => acc.map((v, i) => v + g[i]!), new Float64Array(perExample[0]!.length));
+    const formula = (dot(total, total) - perExample.reduce((s, g) => s + dot(g, g), 0)) / (N * (N - 1));
+    // Every ordered pair of disjoint m-subsets.
+    const subsets = (from: number[], k: number): number[][] => (k === 0 ? [[]] : from.flatMap((a, i) => subsets(from.slice(i + 1), k - 1).map((rest) => [a, ...rest])));
+    const all = [...Array(N).keys()];
+    let sum = 0, count = 0;
+    for (const A of subsets(all, m)) for (const B of subsets(all.filter((a) => !A.includes(a)), m)) {
+      sum += (await gradientCollisionHost(engine, [rows(A), rows(B)], wrt)).value;
+      count++;
+    }
+    expect(Math.abs(sum / count - formula)).toBeLessThan(1e-4 * Math.max(1, Math.abs(formula)));
+    engine.dispose();
+  });
+
   it('refuses a single chunk', async () => {
     const ortEngine = new OrtTrainable(smoothConvNet(5, 11), 'smooth', { threads: 1 });
     const x = { dtype: 'float32' as const, shape: [2, 2, 8, 8], data: new Float32Array(256) };

@@ -71,14 +71,19 @@ describe.each(['tfjs', 'ort'] as const)('sophonModel on a tiny conv net (%s engi
 describe('sophonModel on both engines', () => {
   const keep = synthetic(64, 1, 'quadrants');
   const block = synthetic(64, 2, 'halves');
-  it.each(['sgd', 'adam'] as const)('the outer steps agree (retention, suppression after %s inner steps)', async (innerOptimizer) => {
-    const s: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, outerSteps: 3, innerSteps: 3, innerOptimizer, innerLearningRate: 1e-2, supportBatchSize: 8, queryBatchSize: 8, keepBatchSize: 8, learningRate: 1e-3 };
+  it.each([['sgd', 'ce'], ['adam', 'ce'], ['adam', 'kd']] as const)('the outer steps agree (suppression after %s inner steps, %s retention)', async (innerOptimizer, retention) => {
+    const s: SophonSettings = { ...DEFAULT_SOPHON_SETTINGS, outerSteps: 3, innerSteps: 3, innerOptimizer, innerLearningRate: 1e-2, supportBatchSize: 8, queryBatchSize: 8, keepBatchSize: 8, learningRate: 1e-3, retention, retentionTemperature: 2 };
     const [a, b] = [await sophonModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'tfjs' }), await sophonModel(tinyNet(4), 'tiny', { keep, block }, { ...s, engine: 'ort' })];
+    // KD's gradient at the teacher is float noise; the outer Adam turns it into full-size steps
+    // of the head that differ between the engines, so later steps agree less tightly.
+    const tolerance = retention === 'kd' ? 5e-4 : 1e-4;
     for (let i = 0; i < 3; i++) {
       for (const term of ['retention', 'suppression'] as const) {
-        expect(Math.abs(a.history[i]![term] - b.history[i]![term]), `step ${i + 1} ${term}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(a.history[i]![term])));
+        expect(Math.abs(a.history[i]![term] - b.history[i]![term]), `step ${i + 1} ${term}`).toBeLessThan(tolerance * Math.max(1, Math.abs(a.history[i]![term])));
       }
     }
     expect(readHardenRecord(b.proto)!.settings!.engine).toBe('ort');
+    // KD to the model itself starts at zero: the first step's retention is 0 before it moves.
+    if (retention === 'kd') expect(Math.abs(a.history[0]!.retention)).toBeLessThan(1e-5);
   });
 });
