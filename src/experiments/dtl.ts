@@ -48,6 +48,10 @@ const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
 const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
 /** gc/ngc chunks: random (default) or class (one class per chunk). */
 const CHUNKING = arg('chunking', 'random') as 'random' | 'class';
+/** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
+const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
+/** Forget batch size (a multiple of --chunks). */
+const FORGET_BATCH = Number(arg('forget-batch-size', String(DEFAULT_DISPOSE_SETTINGS.forgetBatchSize)));
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
@@ -99,7 +103,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       continue;
     }
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
     });
   }
@@ -111,7 +115,7 @@ async function main(): Promise<void> {
   const source = await loadModel(path.join(ROOT, 'models', 'lenet5-fashion-mnist.onnx'));
   const sets = {
     targetTest: await loadDataset('fashion-mnist:split=test,classes=0-4'),
-    forget: await loadDataset('fashion-mnist:split=train,per-class=100,seed=7'),
+    forget: await loadDataset(`fashion-mnist:split=train,per-class=${FORGET_PER_CLASS},seed=7`),
     plTest: await loadDataset('fashion-mnist:split=test,classes=5-9'),
   };
   const results: Result[] = [];
@@ -121,7 +125,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

@@ -32,6 +32,10 @@ const STEPS = Number(arg('steps', String(300)));
 const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
 /** Random chunkings averaged for the measured E[L_GC]. */
 const DRAWS = Number(arg('draws', '1000'));
+/** Forget-set size per class (N = 10× this). */
+const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
+/** Output name in experiments/. */
+const OUT = arg('out', 'gc-expectation');
 const K = DEFAULT_DISPOSE_SETTINGS.chunks;
 const CHUNK = DEFAULT_DISPOSE_SETTINGS.forgetBatchSize / K;
 
@@ -114,7 +118,7 @@ async function main(): Promise<void> {
   const source = await loadModel(path.join(ROOT, 'models', 'lenet5-fashion-mnist.onnx'));
   const headParams = new Set(findClassifierHead(source.proto)!.parameters);
   const target = await loadDataset(`fashion-mnist:split=train,classes=0-4,per-class=20,seed=${SEED}`);
-  const forget = await loadDataset('fashion-mnist:split=train,per-class=100,seed=7');
+  const forget = await loadDataset(`fashion-mnist:split=train,per-class=${FORGET_PER_CLASS},seed=7`);
   const sourceTest = await loadDataset('fashion-mnist:split=test');
   const { proto: tl } = await trainModel({ proto: withNewHead(source.proto, 5, SEED, 'source') }, 'TL', target, undefined, {
     epochs: 20, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed: SEED,
@@ -134,7 +138,7 @@ async function main(): Promise<void> {
   const md = [
     '# What Gradient Collision optimizes (DTL reference scenario)',
     '',
-    `Backbone of each model with H_s = the source model's head; forget set N = ${forget.labels.length} (fashion-mnist train, 100/class), k = ${K} chunks of ${CHUNK}. μ: mean per-example source gradient over the forget set (backbone parameters); E[L_GC] predicted = C(k,2)·(N²‖μ‖² − Σ‖s_a‖²)/(N(N−1)), measured = mean L_GC over ${DRAWS} random chunkings ± standard error. Source accuracy: fashion-mnist test, all 10 classes. Seed ${SEED}.`,
+    `Backbone of each model with H_s = the source model's head; forget set N = ${forget.labels.length} (fashion-mnist train, ${FORGET_PER_CLASS}/class), k = ${K} chunks of ${CHUNK}. μ: mean per-example source gradient over the forget set (backbone parameters); E[L_GC] predicted = C(k,2)·(N²‖μ‖² − Σ‖s_a‖²)/(N(N−1)), measured = mean L_GC over ${DRAWS} random chunkings ± standard error. Source accuracy: fashion-mnist test, all 10 classes. Seed ${SEED}.`,
     '',
     '| model | source acc with H_s | ‖μ‖² | mean ‖s_a‖² | C(k,2)‖μ‖² | E[L_GC] predicted | E[L_GC] measured |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -144,8 +148,8 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   await mkdir(path.join(ROOT, 'experiments'), { recursive: true });
-  await writeFile(path.join(ROOT, 'experiments', 'gc-expectation.json'), JSON.stringify({ settings, rows }, null, 2));
-  await writeFile(path.join(ROOT, 'experiments', 'gc-expectation.md'), md);
+  await writeFile(path.join(ROOT, 'experiments', `${OUT}.json`), JSON.stringify({ settings, rows }, null, 2));
+  await writeFile(path.join(ROOT, 'experiments', `${OUT}.md`), md);
   process.stdout.write(md);
 }
 
