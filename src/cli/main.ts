@@ -237,7 +237,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('method', { choices: ['gc', 'ngc', 'rtf', 'utf', 'none'] as const, default: DISPOSE.method, describe: 'gc: Gradient Collision; ngc: its normalized (cosine) variant; rtf/utf: random/uniform target fooling' })
           .option('lambda', { type: 'number', default: DISPOSE.lambda, describe: 'Weight of the forget term' })
           .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
-          .option('chunking', { choices: ['random', 'class'] as const, default: 'random' as const, describe: 'gc/ngc: chunks of a shuffled forget batch, or one class per chunk' })
+          .option('chunking', { choices: ['random', 'class', 'fixed'] as const, default: 'random' as const, describe: 'gc/ngc: chunks of a shuffled forget batch, one class per chunk, or one fixed batch (the same chunks every step)' })
           .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
           .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })

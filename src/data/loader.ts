@@ -137,3 +137,16 @@ export class ClassChunkSampler {
     return { x: { ...x, shape: [x.shape[0]! * this.chunks, ...x.shape.slice(1)], data }, y: Int32Array.from(parts.flatMap((p) => [...p.y])) };
   }
 }
+
+/** The same `size` examples (a seeded random choice, made once) at every step. */
+export class FixedBatchSampler {
+  private readonly fixed: { x: HostTensor; y: Int32Array };
+  constructor(ds: Dataset, size: number, seed: number) {
+    if (size > ds.labels.length) throw new Error(`FixedBatchSampler: ${size} examples wanted, '${ds.name}' has ${ds.labels.length}`);
+    this.fixed = new StepSampler(ds, size, seed).batch(0);
+  }
+
+  batch(_step: number): { x: HostTensor; y: Int32Array } {
+    return this.fixed;
+  }
+}

@@ -46,8 +46,8 @@ const OPTIMIZER = arg('optimizer', 'adam') as 'adam' | 'sgd' | 'momentum';
 const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
 /** Dispose of these source classes only (e.g. 5-9: the ones the target task does not use). */
 const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
-/** gc/ngc chunks: random (default) or class (one class per chunk). */
-const CHUNKING = arg('chunking', 'random') as 'random' | 'class';
+/** gc/ngc chunks: random (default), class (one class per chunk) or fixed (one batch, the same chunks every step). */
+const CHUNKING = arg('chunking', 'random') as 'random' | 'class' | 'fixed';
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Forget batch size (a multiple of --chunks). */

@@ -26,7 +26,7 @@ import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import type { Dataset } from '../data/types.js';
-import { ClassChunkSampler, StepSampler } from '../data/loader.js';
+import { ClassChunkSampler, FixedBatchSampler, StepSampler } from '../data/loader.js';
 import { crossEntropy, makeOptimizer } from '../engine/tfjs-engine.js';
 import type { OptimizerSpec } from '../engine/trainable.js';
 import { ImportedGraph } from '../import/graph.js';
@@ -95,8 +95,10 @@ export interface DisposeSettings {
    * C(k,2)·(‖μ‖² − tr Σ/(N−1)) over the forget set (μ, Σ: mean and covariance of per-example
    * gradients): a penalty on the source gradient's norm. With class chunks it is
    * ∝ C²‖μ‖² − Σ_c ‖μ_c‖²: it also rewards large, opposed per-class gradients (README).
+   * 'fixed': one forget batch (a seeded random choice) and the same chunks at every step, so
+   * L_GC = ½(‖Σ_i μ_i‖² − Σ_i ‖μ_i‖²) over those chunks' mean gradients.
    */
-  chunking?: 'random' | 'class';
+  chunking?: 'random' | 'class' | 'fixed';
 }
 
 /**
@@ -186,7 +188,10 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
-  if (s.chunking !== undefined && s.chunking !== 'random' && s.chunking !== 'class') fail(`chunking must be random or class, got '${String(s.chunking)}'`);
+  if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
+  if (s.chunking === 'fixed' && s.forgetBatchSize > data.forget.labels.length) {
+    fail(`fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${data.forget.name}' (${data.forget.labels.length} images)`);
+  }
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
 }
@@ -248,9 +253,12 @@ export async function disposeModel(
     run.progress?.onStart?.(s.steps, head);
 
     const retain = new StepSampler(data.retain, s.batchSize, s.seed);
-    const forget = s.chunking === 'class' && (s.method === 'gc' || s.method === 'ngc')
+    const collision = s.method === 'gc' || s.method === 'ngc';
+    const forget = collision && s.chunking === 'class'
       ? new ClassChunkSampler(data.forget, s.chunks, s.forgetBatchSize / s.chunks, s.seed + 1)
-      : new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
+      : collision && s.chunking === 'fixed'
+        ? new FixedBatchSampler(data.forget, s.forgetBatchSize, s.seed + 1)
+        : new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
     const every = run.checkpointEvery ?? 50;
     for (let step = start; step < s.steps; step++) {
       const tb = retain.batch(step);

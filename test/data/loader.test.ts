@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { batches, ClassChunkSampler } from '../../src/data/loader.js';
+import { batches, ClassChunkSampler, FixedBatchSampler, StepSampler } from '../../src/data/loader.js';
 import type { Dataset } from '../../src/data/types.js';
 
 function toy(n: number): Dataset {
@@ -68,5 +68,15 @@ describe('ClassChunkSampler', () => {
 
   it('needs as many classes as chunks', () => {
     expect(() => new ClassChunkSampler(ds, 4, 2, 0)).toThrow(/4 chunks need 4 classes/);
+  });
+});
+
+describe('FixedBatchSampler', () => {
+  it('returns one seeded batch at every step, and refuses more examples than there are', () => {
+    const ds = toy(30);
+    const a = new FixedBatchSampler(ds, 8, 4);
+    expect(Array.from(a.batch(7).y)).toEqual(Array.from(a.batch(0).y));
+    expect(Array.from(a.batch(3).x.data as Float32Array)).toEqual(Array.from(new StepSampler(ds, 8, 4).batch(0).x.data as Float32Array));
+    expect(() => new FixedBatchSampler(ds, 31, 0)).toThrow(/31 examples wanted/);
   });
 });

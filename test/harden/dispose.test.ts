@@ -230,7 +230,18 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(byClass.history.every((r) => Number.isFinite(r.forget))).toBe(true);
     expect(byClass.history[0]!.forget).not.toBe(random.history[0]!.forget);
     await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, chunking: 'class', forgetClasses: [0, 1, 2] })).rejects.toThrow(/^dispose: class chunking needs at least 4 classes/);
-    await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, chunking: 'pairs' as never })).rejects.toThrow(/^dispose: chunking must be random or class/);
+    await expect(disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, chunking: 'pairs' as never })).rejects.toThrow(/^dispose: chunking must be random, class or fixed/);
+  });
+
+  it('fixed chunking: the same forget batch every step (the GC value changes only as the model moves)', async () => {
+    const fixed = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 2, lambda: 0, chunking: 'fixed' });
+    // λ = 0 and a learning rate too small to matter: the forget term is measured on one batch twice.
+    const still = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 2, lambda: 0, learningRate: 1e-12, chunking: 'fixed' });
+    expect(Math.abs(still.history[1]!.forget - still.history[0]!.forget)).toBeLessThan(1e-6 * Math.max(1, Math.abs(still.history[0]!.forget)));
+    expect(fixed.history.every((r) => Number.isFinite(r.forget))).toBe(true);
+    const moving = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 2, lambda: 0, learningRate: 1e-12 });
+    expect(Math.abs(moving.history[1]!.forget - moving.history[0]!.forget)).toBeGreaterThan(1e-6);
+    await expect(disposeModel(model, 'tiny.onnx', { retain, forget: synthetic(8, 3, 'quadrants') }, { ...base, chunking: 'fixed' })).rejects.toThrow(/^dispose: fixed chunking needs a forget batch \(16\) no larger than/);
   });
 
   it('runs with a linear-probe source head (no source model)', async () => {
