@@ -2,6 +2,7 @@
 import type { HostTensor } from '../onnx/tensor.js';
 import { Random } from '../util/random.js';
 import type { Dataset } from './types.js';
+import { subsetDataset } from './subset.js';
 
 export interface BatchOptions {
   batchSize: number;
@@ -107,14 +108,11 @@ export class ClassChunkSampler {
   private readonly perClass: StepSampler[] = [];
   private readonly present: number[] = [];
   constructor(ds: Dataset, private readonly chunks: number, chunkSize: number, private readonly seed: number) {
-    const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
     for (let c = 0; c < ds.classes; c++) {
       const rows = [...ds.labels.keys()].filter((r) => ds.labels[r] === c);
       if (!rows.length) continue;
-      const images = new Float32Array(rows.length * per);
-      rows.forEach((r, k) => images.set(ds.images.subarray(r * per, (r + 1) * per), k * per));
       this.present.push(c);
-      this.perClass.push(new StepSampler({ ...ds, images, labels: new Int32Array(rows.length).fill(c) }, chunkSize, seed + 31 * c));
+      this.perClass.push(new StepSampler(subsetDataset(ds, rows), chunkSize, seed + 31 * c));
     }
     if (this.present.length < chunks) throw new Error(`ClassChunkSampler: ${chunks} chunks need ${chunks} classes, '${ds.name}' has ${this.present.length}`);
   }

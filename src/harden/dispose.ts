@@ -90,8 +90,8 @@ export interface DisposeSettings {
    */
   maxGradNorm?: number;
   /**
-   * How gc/ngc split the forget batch: 'random' (default; chunks of a shuffled batch) or 'class'
-   * (each chunk one class, the batch's classes distinct). With random chunks, E[L_GC] =
+   * How gc/ngc split the forget batch: 'random' (default; chunks of a shuffled batch), 'class'
+   * (each chunk one class, the batch's classes distinct) or 'fixed' (below). With random chunks, E[L_GC] =
    * C(k,2)·(‖μ‖² − tr Σ/(N−1)) over the forget set (μ, Σ: mean and covariance of per-example
    * gradients): a penalty on the source gradient's norm. With class chunks it is
    * ∝ C²‖μ‖² − Σ_c ‖μ_c‖²: it also rewards large, opposed per-class gradients (README).
@@ -189,9 +189,6 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
   if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
-  if (s.chunking === 'fixed' && s.forgetBatchSize > data.forget.labels.length) {
-    fail(`fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${data.forget.name}' (${data.forget.labels.length} images)`);
-  }
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
 }
@@ -218,9 +215,14 @@ export async function disposeModel(
   const s: DisposeSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateDisposeSettings(s, data);
   if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
-  if (s.chunking === 'class') {
+  // On the forget data as restricted above.
+  const collision = s.method === 'gc' || s.method === 'ngc';
+  if (collision && s.chunking === 'class') {
     const present = new Set(data.forget.labels).size;
     if (present < s.chunks) fail(`class chunking needs at least ${s.chunks} classes (one per chunk) in the forget data '${data.forget.name}', it has ${present}`);
+  }
+  if (collision && s.chunking === 'fixed' && s.forgetBatchSize > data.forget.labels.length) {
+    fail(`fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${data.forget.name}' (${data.forget.labels.length} images)`);
   }
   const graph = new ImportedGraph(model, source);
   let head: SourceHead | undefined;
@@ -253,7 +255,6 @@ export async function disposeModel(
     run.progress?.onStart?.(s.steps, head);
 
     const retain = new StepSampler(data.retain, s.batchSize, s.seed);
-    const collision = s.method === 'gc' || s.method === 'ngc';
     const forget = collision && s.chunking === 'class'
       ? new ClassChunkSampler(data.forget, s.chunks, s.forgetBatchSize / s.chunks, s.seed + 1)
       : collision && s.chunking === 'fixed'

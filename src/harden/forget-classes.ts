@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HardenError } from '../errors.js';
 import type { Dataset } from '../data/types.js';
-import { subsetDataset } from '../verify/split.js';
+import { subsetDataset } from '../data/subset.js';
 import type { SourceHead } from './source-head.js';
 
 export function restrictForget(ds: Dataset, classes: readonly number[]): Dataset {

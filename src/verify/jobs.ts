@@ -9,7 +9,7 @@ import { decodeModel, encodeModel } from '../onnx/model.js';
 import { trainModel, type TrainSettings } from '../train/trainer.js';
 import { fineTune, type FineTuneOptions } from './finetune.js';
 import { evaluate } from './evaluate.js';
-import { subsetDataset } from './split.js';
+import { subsetDataset } from '../data/subset.js';
 
 /** A data set, optionally narrowed to some of its images (subsets are taken where the job runs). */
 export interface JobData {
