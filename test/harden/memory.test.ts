@@ -32,4 +32,12 @@ describe('hardening methods free their tensors', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+
+  it('sophon with distillation retention (its teacher copy is freed)', async () => {
+    const kd: MethodOptions = { ...options, sophon: { ...options.sophon, retention: 'kd' } };
+    await applyMethod(tinyNet(4), 'tiny', 'sophon', data('sophon'), kd);
+    const before = tf.memory().numTensors;
+    await applyMethod(tinyNet(4), 'tiny', 'sophon', data('sophon'), kd);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
