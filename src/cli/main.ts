@@ -67,6 +67,7 @@ const ATTACK_OPTIONS = {
   'members': { type: 'string', describe: 'mia: data the model was trained on (e.g. the forget data)' },
   'non-members': { type: 'string', describe: 'mia: held-out data of the same distribution' },
   'lr-grid': { type: 'string', default: '1e-3,3e-3', describe: 'pl/slc: learning rates the attacker tries' },
+  'pl-balance': { type: 'boolean', default: false, describe: 'pl: the attacker first equi-normalizes the backbone (the function-preserving rescaling of ReLU layers that minimizes their squared weight norm), undoing any rescaling by the hardening' },
   workers: { type: 'string', default: 'auto', describe: 'pl/slc: worker threads for their independent fine-tuning runs (auto: one per core; 1: in this process). Figures do not depend on it beyond float32 rounding' },
   device: { choices: ['cpu', 'cuda'], default: 'cpu', describe: 'Where onnxruntime evaluates: cuda when its provider libraries are present, else a warning and the CPU' },
   strict: { type: 'boolean', default: false, describe: 'With --device cuda: fail (exit 4) instead of falling back to the CPU' },
@@ -89,6 +90,7 @@ function attackOptions(args: { [K in keyof typeof ATTACK_OPTIONS]?: unknown }): 
     epochs: a.epochs as number,
     batchSize: a['batch-size'] as number,
     learningRates: numbers('lr-grid', a['lr-grid'] as string),
+    plBalance: a['pl-balance'] as boolean,
     slcData: str('slc-data'),
     slcTest: str('slc-test'),
     slcFractions: numbers('slc-fractions', a['slc-fractions'] as string),
@@ -238,6 +240,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('lambda', { type: 'number', default: DISPOSE.lambda, describe: 'Weight of the forget term' })
           .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
           .option('chunking', { choices: ['random', 'class', 'fixed'] as const, default: 'random' as const, describe: 'gc/ngc: chunks of a shuffled forget batch, one class per chunk, or one fixed batch (the same chunks every step)' })
+          .option('collision-floor', { type: 'number', describe: 'gc/ngc: no collision gradient while L_GC is below this value (λ·max(L_GC, floor); default: unbounded)' })
           .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
           .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })
@@ -273,6 +276,7 @@ export async function main(argv: string[]): Promise<number> {
             sourceHeadLearningRate: args['source-head-lr'],
             ...(args.optimizer !== 'adam' ? { optimizer: args.optimizer } : {}),
             ...(args.chunking !== 'random' ? { chunking: args.chunking } : {}),
+            ...(args['collision-floor'] !== undefined ? { collisionFloor: args['collision-floor'] } : {}),
             ...(args['max-grad-norm'] !== undefined ? { maxGradNorm: args['max-grad-norm'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),

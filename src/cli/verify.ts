@@ -34,6 +34,8 @@ export interface VerifyCliOptions {
   epochs: number;
   batchSize: number;
   learningRates: number[];
+  /** pl: equi-normalize the backbone before fine-tuning (verify/balance.ts). */
+  plBalance?: boolean;
   seed: number;
   slcData?: string;
   slcTest?: string;
@@ -123,9 +125,9 @@ async function runPl(model: OnnxModel, o: VerifyCliOptions, run: JobRunner): Pro
   const pool = await loadDataset(o.plData!);
   const { train, val } = splitDataset(pool, o.valFraction, o.seed);
   const test = await loadDataset(o.plTest!);
-  const r = await transferAdvantage(model, o.seed, { train, val, test }, { epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed }, run);
+  const r = await transferAdvantage(model, o.seed, { train, val, test }, { epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed, balance: o.plBalance }, run);
   return {
-    protocol: { plData: o.plData, plTest: o.plTest, trainImages: train.labels.length, valImages: val.labels.length, testImages: test.labels.length, epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed },
+    protocol: { plData: o.plData, plTest: o.plTest, trainImages: train.labels.length, valImages: val.labels.length, testImages: test.labels.length, epochs: o.epochs, batchSize: o.batchSize, learningRates: o.learningRates, seed: o.seed, ...(o.plBalance ? { balance: true } : {}) },
     plAccuracy: r.pl.accuracy,
     scratchAccuracy: r.scratch.accuracy,
     transferAdvantage: r.advantage,

@@ -48,6 +48,10 @@ const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
 const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
 /** gc/ngc chunks: random (default), class (one class per chunk) or fixed (one batch, the same chunks every step). */
 const CHUNKING = arg('chunking', 'random') as 'random' | 'class' | 'fixed';
+/** gc/ngc: no collision gradient while L_GC is below this (absent: unbounded). */
+const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(arg('collision-floor', ''));
+/** Distil on augmented target batches (crop and flip). */
+const RETAIN_AUGMENT = process.argv.includes('--retain-augment');
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Forget batch size (a multiple of --chunks). */
@@ -62,7 +66,7 @@ const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
 });
 
 type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC' | 'SOPHON';
-interface Result { row: Row; seed: number; target?: number; pl: number; seconds: number }
+interface Result { row: Row; seed: number; target?: number; pl: number; plBalanced: number; seconds: number }
 
 const stats = (xs: number[]): string => meanStd(xs, 100, 1);
 
@@ -70,26 +74,30 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
   const target = await loadDataset(`fashion-mnist:split=train,classes=0-4,per-class=20,seed=${seed}`);
   const plPool = await loadDataset(`fashion-mnist:split=train,classes=5-9,per-class=20,seed=${seed + 100}`);
   const { train: plTrain, val: plVal } = splitDataset(plPool, 0.5, seed);
-  const pl = (m: OnnxModel) => piggybackAttack(m, { train: plTrain, val: plVal, test: sets.plTest }, { ...PL, seed });
+  // PL as released, and after the attacker equi-normalizes the backbone (verify/balance.ts).
+  const pl = async (m: OnnxModel) => {
+    const attack = (balance: boolean) => piggybackAttack(m, { train: plTrain, val: plVal, test: sets.plTest }, { ...PL, seed, balance });
+    return { pl: (await attack(false)).accuracy, plBalanced: (await attack(true)).accuracy };
+  };
   const results: Result[] = [];
   const timed = async (row: Row, f: () => Promise<Omit<Result, 'row' | 'seed' | 'seconds'>>) => {
     const t0 = performance.now();
     const r = await f();
     results.push({ row, seed, ...r, seconds: (performance.now() - t0) / 1000 });
-    process.stderr.write(`seed ${seed} ${row}: target ${r.target === undefined ? '-' : (100 * r.target).toFixed(1)} %, PL ${(100 * r.pl).toFixed(1)} %\n`);
+    process.stderr.write(`seed ${seed} ${row}: target ${r.target === undefined ? '-' : (100 * r.target).toFixed(1)} %, PL ${(100 * r.pl).toFixed(1)} %, balanced ${(100 * r.plBalanced).toFixed(1)} %\n`);
   };
 
-  await timed('scratch', async () => ({ pl: (await pl({ proto: reinitialize(source.proto, seed) })).accuracy }));
+  await timed('scratch', async () => ({ ...(await pl({ proto: reinitialize(source.proto, seed) })) }));
   let tl!: OnnxModel;
   await timed('target-only', async () => {
     const fresh = { proto: buildArchitecture('lenet5', { classes: 5, inputShape: [1, 28, 28], seed }) };
     const { proto } = await trainModel(fresh, 'target-only', target, undefined, TARGET_TRAIN(30, seed));
-    return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+    return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
   });
   await timed('TL', async () => {
     const { proto } = await trainModel({ proto: withNewHead(source.proto, 5, seed, 'source') }, 'TL', target, undefined, TARGET_TRAIN(20, seed));
     tl = { proto };
-    return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl(tl)).accuracy };
+    return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl(tl)) };
   });
   for (const method of METHODS) {
     const row = method.toUpperCase() as Row;
@@ -98,13 +106,13 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       const block = await loadDataset(`fashion-mnist:split=train,classes=5-9,per-class=100,seed=${seed + 10}`);
       await timed(row, async () => {
         const { proto } = await sophonModel(tl, 'TL', { keep: target, block }, { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON, seed });
-        return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+        return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
       });
       continue;
     }
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
-      return { target: (await evaluate(proto, sets.targetTest)).accuracy, pl: (await pl({ proto })).accuracy };
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
+      return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
     });
   }
   return results;
@@ -123,17 +131,19 @@ async function main(): Promise<void> {
   const rows: Row[] = ['scratch', 'target-only', 'TL', ...METHODS.map((m) => m.toUpperCase() as Row)];
   const table = rows.map((row) => {
     const rs = results.filter((r) => r.row === row);
-    return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
+    return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), plBalanced: stats(rs.map((r) => r.plBalanced)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',
     'Source LeNet-5 on all of fashion-mnist; target fashion-mnist classes 0–4 (20/class); PL attack on classes 5–9 (10/class, LR chosen on 10/class), accuracy in %, mean ± std over seeds ' + SEEDS.join(', ') + '.',
     '',
-    '| row | target acc | PL acc | s per run |',
-    '| --- | --- | --- | --- |',
-    ...table.map((t) => `| ${t.row} | ${t.target} | ${t.pl} | ${t.seconds.toFixed(0)} |`),
+    '"PL balanced": the same attack after equi-normalizing the backbone (the function-preserving rescaling that minimizes its summed squared weight norm, src/verify/balance.ts), which undoes any rescaling of the layers by the hardening.',
+    '',
+    '| row | target acc | PL acc | PL balanced | s per run |',
+    '| --- | --- | --- | --- | --- |',
+    ...table.map((t) => `| ${t.row} | ${t.target} | ${t.pl} | ${t.plBalanced} | ${t.seconds.toFixed(0)} |`),
     '',
     'Settings: `' + JSON.stringify(settings) + '`',
     '',

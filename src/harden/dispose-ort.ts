@@ -14,7 +14,7 @@ import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
 import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
-import { HEAD_STATE, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+import { HEAD_STATE, belowFloor, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
 const HEAD_PREFIX = 'harden_source_head/';
 const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
@@ -80,7 +80,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         }));
         const gc = await gradientCollisionHost(sourceHeadLosses, chunks, backboneNames, { normalized: s.method === 'ngc' });
         forget = gc.value;
-        if (s.lambda > 0) accumulateGradients(grads, gc.gradient, s.lambda);
+        if (s.lambda > 0 && !belowFloor(gc.value, s)) accumulateGradients(grads, gc.gradient, s.lambda);
       } else {
         // rtf: cross-entropy to random labels; utf: KL(uniform ‖ q) = CE(uniform, q) − log C.
         const targets = rtfLabels ? oneHotTargets(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);

@@ -35,6 +35,7 @@ import type { StepRun } from '../train/checkpoint.js';
 import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint.js';
 import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
+import { cropAndFlip } from '../train/augment.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { restrictForget, restrictHead } from './forget-classes.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
@@ -99,6 +100,18 @@ export interface DisposeSettings {
    * L_GC = ½(‖Σ_i μ_i‖² − Σ_i ‖μ_i‖²) over those chunks' mean gradients.
    */
   chunking?: 'random' | 'class' | 'fixed';
+  /**
+   * gc/ngc: a floor under the forget term, λ·max(L_GC, floor): while L_GC is below it the step
+   * has no collision gradient (distillation alone). L_GC is unbounded below; with fixed chunks it
+   * runs to −10⁷ and takes the target task with it. Absent: no floor.
+   */
+  collisionFloor?: number;
+  /**
+   * Distil on augmented target batches (a random crop of the 4-pixel zero-padded image and a
+   * horizontal flip, train/augment.ts; teacher and student see the same images), so distillation
+   * holds the model around the retain images rather than on them alone. Default false.
+   */
+  retainAugment?: boolean;
 }
 
 /**
@@ -188,6 +201,7 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
+  if (s.collisionFloor !== undefined && !Number.isFinite(s.collisionFloor)) fail(`collision floor must be a finite number, got ${s.collisionFloor}`);
   if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
@@ -262,9 +276,10 @@ export async function disposeModel(
         : new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
     const every = run.checkpointEvery ?? 50;
     for (let step = start; step < s.steps; step++) {
-      const tb = retain.batch(step);
       const fb = forget.batch(step);
       const rng = new Random((s.seed * 7919 + step * 104_729 + 3) >>> 0);
+      const tb = retain.batch(step);
+      if (s.retainAugment) tb.x = cropAndFlip(tb.x, new Random((s.seed * 7919 + step * 104_729 + 5) >>> 0));
       const rtfLabels = s.method === 'rtf' ? Int32Array.from(fb.y, () => rng.int(head!.classes)) : undefined;
       const terms = await stepper.step(tb.x, fb, rtfLabels);
       const record: DisposeStepRecord = { step: step + 1, distillation: terms.distillation, forget: terms.forget, loss: terms.distillation + s.lambda * terms.forget };
@@ -326,7 +341,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
             crossEntropy(sourceLogits(xChunks[i], new Map(backboneNames.map((n, p) => [n, ps[p]]))), yChunks[i]);
           const gc = gradientCollision(perChunkLoss, backboneVars, s.chunks, { normalized: s.method === 'ngc' });
           forgetValue = gc.value;
-          forgetGrads = gc.gradient;
+          forgetGrads = belowFloor(gc.value.dataSync()[0]!, s) ? [] : gc.gradient;
         } else {
           const C = h.classes;
           const labels = rtfLabels ? tf.tensor1d(rtfLabels, 'int32') : undefined;
@@ -390,6 +405,11 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       tf.dispose([headWeight, headBias]);
     },
   };
+}
+
+/** Whether a collision value lies under settings.collisionFloor (the step then has no forget gradient). */
+export function belowFloor(value: number, s: DisposeSettings): boolean {
+  return s.collisionFloor !== undefined && value < s.collisionFloor;
 }
 
 /** Checkpoint names of H_s's current weights (a trained-along head changes). */

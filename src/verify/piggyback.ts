@@ -13,6 +13,7 @@ import type { TrainSettings } from '../train/trainer.js';
 import { bestRun, inThisThread, type JobRunner } from './jobs.js';
 import { evaluate } from './evaluate.js';
 import { reinitialize } from './reinit.js';
+import { balanceScales } from './balance.js';
 
 export interface PiggybackData {
   train: Dataset;
@@ -28,6 +29,11 @@ export interface PiggybackOptions {
   seed: number;
   /** Default 'adam'. */
   optimizer?: 'adam' | 'sgd' | 'momentum';
+  /**
+   * Equi-normalize the backbone before fine-tuning (balance.ts, backboneOnly): the attacker undoes
+   * any function-preserving rescaling of the layers, which changes fine-tuning but not the model.
+   */
+  balance?: boolean;
 }
 
 export interface PiggybackResult {
@@ -60,7 +66,8 @@ function checkOptions(opts: PiggybackOptions): void {
  */
 export async function piggybackAttack(model: OnnxModel, data: PiggybackData, opts: PiggybackOptions, source = model.path ?? 'model', run: JobRunner = inThisThread()): Promise<PiggybackResult> {
   checkOptions(opts);
-  const start = encodeModel(withNewHead(model.proto, data.train.classes, opts.seed, source));
+  const released = opts.balance ? balanceScales(model.proto, { backboneOnly: true }).proto : model.proto;
+  const start = encodeModel(withNewHead(released, data.train.classes, opts.seed, source));
   const settings = (learningRate: number): TrainSettings => ({
     epochs: opts.epochs,
     batchSize: opts.batchSize,

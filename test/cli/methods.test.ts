@@ -81,6 +81,17 @@ describe('harden verify --attacks pl', () => {
     expectOneLineError(harden(...args, '--workers', '0'), 2, /--workers must be a positive integer or auto, got '0'/);
   });
 
+  it('--pl-balance attacks the equi-normalized model and says so in the protocol', () => {
+    const args = ['verify', FASHION_MODEL, '--pl-data', 'mnist:split=train,per-class=6', '--pl-test', 'mnist:split=test,limit=100', '--epochs', '2', '--lr-grid', '3e-3', '--workers', '1', '--json'];
+    const [plain, balanced] = [harden(...args), harden(...args, '--pl-balance')];
+    expect(balanced.code, balanced.stderr).toBe(0);
+    const [a, b] = [JSON.parse(plain.stdout).pl, JSON.parse(balanced.stdout).pl];
+    expect(a.protocol.balance).toBeUndefined();
+    expect(b.protocol.balance).toBe(true);
+    // LeNet-5 as trained is not balanced, so its fine-tuning starts elsewhere.
+    expect([b.plAccuracy, b.attack.perLearningRate]).not.toEqual([a.plAccuracy, a.attack.perLearningRate]);
+  });
+
   it('an unknown attack is a one-line error', () => {
     expectOneLineError(harden('verify', FASHION_MODEL, '--attacks', 'pl,psychic', '--pl-data', 'mnist:limit=20', '--pl-test', 'mnist:split=test,limit=20'), 2, /unknown attack 'psychic'/);
   });

@@ -244,6 +244,24 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     await expect(disposeModel(model, 'tiny.onnx', { retain, forget: synthetic(8, 3, 'quadrants') }, { ...base, chunking: 'fixed' })).rejects.toThrow(/^dispose: fixed chunking needs a forget batch \(16\) no larger than/);
   });
 
+  it('a collision floor above L_GC leaves distillation alone; one far below changes nothing', async () => {
+    // The weights only: the settings in the metadata differ.
+    const weights = async (s: Partial<DisposeSettings>) =>
+      [...initializerMap((await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 3, ...s })).proto)].map(([n, t]) => [n, Array.from(hostToFloat32(t))]);
+    const [plain, kdOnly, high, low] = await Promise.all([weights({}), weights({ lambda: 0 }), weights({ collisionFloor: 1e9 }), weights({ collisionFloor: -1e9 })]);
+    expect(high).toEqual(kdOnly);
+    expect(low).toEqual(plain);
+    expect(plain).not.toEqual(kdOnly);
+  });
+
+  it('distils on augmented target batches when asked (deterministically)', async () => {
+    const run = (retainAugment: boolean) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, lambda: 0, steps: 4, retainAugment });
+    const [plain, augmented, again] = await Promise.all([run(false), run(true), run(true)]);
+    // Step 1 is at M₀ either way (distillation ≈ 0); from step 2 on the students have moved on different images.
+    expect(augmented.history.slice(1).some((r, i) => Math.abs(r.distillation - plain.history[i + 1]!.distillation) > 1e-7)).toBe(true);
+    expect(again.history).toEqual(augmented.history);
+  });
+
   it('runs with a linear-probe source head (no source model)', async () => {
     const { history } = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, sourceModel: undefined, steps: 3, probe: { epochs: 2 } });
     expect(history).toHaveLength(3);
@@ -316,6 +334,7 @@ describe('disposeModel', () => {
     expect((await errorOf(run({ maxGradNorm: 0 }))).message).toMatch(/max gradient norm must be a finite number > 0, got 0/);
     expect((await errorOf(run({ optimizer: 'rmsprop' as 'sgd' }))).message).toMatch(/optimizer must be adam, sgd or momentum, got 'rmsprop'/);
     expect((await errorOf(run({ forgetBatchSize: 10 }))).message).toMatch(/multiple of chunks/);
+    expect((await errorOf(run({ collisionFloor: Number.NaN }))).message).toMatch(/collision floor must be a finite number, got NaN/);
     const empty: Dataset = { ...forget, images: new Float32Array(0), labels: new Int32Array(0) };
     expect((await errorOf(run({}, { retain, forget: empty }))).message).toMatch(/empty/);
     expect((await errorOf(run({}, { retain: { ...empty, name: 'r' }, forget }))).message).toMatch(/empty/);
