@@ -52,6 +52,8 @@ const CHUNKING = arg('chunking', 'random') as 'random' | 'class' | 'fixed';
 const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(arg('collision-floor', ''));
 /** Distil on augmented target batches (crop and flip). */
 const RETAIN_AUGMENT = process.argv.includes('--retain-augment');
+/** Keep each θ weight tensor's norm at most its norm in the TL model. */
+const CAP_NORMS = process.argv.includes('--cap-norms');
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Forget batch size (a multiple of --chunks). */
@@ -111,7 +113,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       continue;
     }
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, capNorms: CAP_NORMS, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
     });
   }
@@ -133,7 +135,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), plBalanced: stats(rs.map((r) => r.plBalanced)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, capNorms: CAP_NORMS, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

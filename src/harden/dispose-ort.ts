@@ -14,7 +14,7 @@ import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
 import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
-import { HEAD_STATE, belowFloor, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+import { HEAD_STATE, belowFloor, cappedNorms, normCaps, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
 const HEAD_PREFIX = 'harden_source_head/';
 const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
@@ -51,6 +51,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   const learnable = engine.parameterNames.filter((n) => !headNames.has(n));
   const { allNames, backboneNames } = parameterSplit(source, learnable, layout, s.forgetParameters);
   const initial = engine.weights();
+  const caps = s.capNorms ? normCaps(initial, model, backboneNames) : undefined;
   const modelNames = [...initial.keys()].filter((n) => !headNames.has(n));
   engine.setOptimizer({ kind: s.optimizer ?? 'adam', learningRate: s.learningRate });
   const T = s.temperature;
@@ -90,6 +91,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
       }
       if (s.maxGradNorm) clipGlobalNorm(grads, s.maxGradNorm);
       engine.applyGradients(grads);
+      if (caps) engine.setWeights(cappedNorms(engine.weights(), caps));
       const rate = s.sourceHeadLearningRate ?? 0;
       if (rate > 0) {
         const hr = await engine.run(fb.x, { training: false, wrt: [...headNames], losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(fb.y, C) }] });

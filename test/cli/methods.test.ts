@@ -52,6 +52,7 @@ describe('harden dispose', () => {
     expectOneLineError(harden(...base, '--test-data', 'nosuch:x'), 2, /dataset spec 'nosuch:x'/);
     expectOneLineError(harden(...base, '--forget-params', 'nothing', '--steps', '1'), 2, /no backbone parameter starts with 'nothing'/);
     expectOneLineError(harden(...base, '--source-head-lr', '-1'), 2, /source head learning rate/);
+    expectOneLineError(harden(...base, '--collision-floor', 'low'), 2, /collision floor must be a finite number, got NaN/);
     expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);
     expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), 2, /backbone does not match|images|\[/);
   });

@@ -254,6 +254,16 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(plain).not.toEqual(kdOnly);
   });
 
+  it('capNorms keeps every backbone weight tensor within its norm in M (biases and the head are free)', async () => {
+    const norm = (p: ModelProto, n: string) => Math.sqrt(hostToFloat32(initializerMap(p).get(n)!).reduce((a, v) => a + v * v, 0));
+    // sgd at a large rate: the collision gradient grows the conv weight's norm unless capped.
+    const run = (capNorms: boolean) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 3, optimizer: 'sgd', learningRate: 0.5, capNorms });
+    const [free, capped] = [await run(false), await run(true)];
+    expect(norm(free.proto, 'cw')).toBeGreaterThan(norm(model.proto, 'cw') * 1.001);
+    expect(norm(capped.proto, 'cw')).toBeLessThanOrEqual(norm(model.proto, 'cw') * (1 + 1e-6));
+    expect(Array.from(hostToFloat32(initializerMap(capped.proto).get('cw')!))).not.toEqual(Array.from(hostToFloat32(initializerMap(model.proto).get('cw')!)));
+  });
+
   it('distils on augmented target batches when asked (deterministically)', async () => {
     const run = (retainAugment: boolean) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, lambda: 0, steps: 4, retainAugment });
     const [plain, augmented, again] = await Promise.all([run(false), run(true), run(true)]);
