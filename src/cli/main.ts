@@ -241,6 +241,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
           .option('chunking', { choices: ['random', 'class', 'fixed'] as const, default: 'random' as const, describe: 'gc/ngc: chunks of a shuffled forget batch, one class per chunk, or one fixed batch (the same chunks every step)' })
           .option('collision-floor', { type: 'number', describe: 'gc/ngc: no collision gradient while L_GC is below this value (λ·max(L_GC, floor); default: unbounded)' })
+          .option('cap-norms', { type: 'boolean', default: false, describe: 'After every step, scale each backbone weight tensor of the forget term back to its norm in the input model if it grew past it' })
           .option('retain-augment', { type: 'boolean', default: false, describe: 'Distil on augmented retain batches (random 4-pixel crop and horizontal flip; teacher and student see the same images)' })
           .option('temperature', { type: 'number', default: DISPOSE.temperature, describe: 'Distillation temperature T' })
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
@@ -279,6 +280,7 @@ export async function main(argv: string[]): Promise<number> {
             ...(args.chunking !== 'random' ? { chunking: args.chunking } : {}),
             ...(args['collision-floor'] !== undefined ? { collisionFloor: args['collision-floor'] } : {}),
             ...(args['retain-augment'] ? { retainAugment: true } : {}),
+            ...(args['cap-norms'] ? { capNorms: true } : {}),
             ...(args['max-grad-norm'] !== undefined ? { maxGradNorm: args['max-grad-norm'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),

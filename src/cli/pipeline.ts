@@ -58,6 +58,7 @@ export interface PipelineOptions {
 export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenReport; exitCode: number; files: Record<string, unknown> }> {
   const gates = o.failIf ? parseGates(o.failIf) : undefined;
   checkAttackNames(o.verify.attacks);
+  checkAttackTestSets(o);
   const log = (line: string) => !o.json && process.stderr.write(line + '\n');
   const model = await loadModel(o.model);
   const t0 = performance.now();
@@ -72,7 +73,7 @@ export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenR
     return { before, after, drop: before - after, data: o.keepTest! };
   })() : undefined;
 
-  // The verify options, with the block domain as the attacker's data unless given.
+  // The verify options, with the block domain as the attacker's data unless given (checkAttackTestSets ran first).
   const attackData = o.verify.data ?? o.block;
   const attackTest = o.verify.testData ?? o.blockTest;
   const verify: VerifyCliOptions = {
@@ -89,14 +90,13 @@ export async function runPipeline(o: PipelineOptions): Promise<{ report: HardenR
     nonMembers: o.verify.nonMembers ?? attackTest,
     seed: o.seed,
   };
-  if (!attackTest) throw new HardenError('the attacks need a test set of the blocked domain: give --block-test');
 
   // Write the hardened model first (verification attacks the file), then add the report summary.
   const record = readHardenRecord(hardened.proto) ?? { version: HARDEN_VERSION, operation: o.method };
   record.sourceSha256 = sha256(readFileSync(o.model));
   setMetadata(hardened.proto, HARDEN_METADATA_KEY, JSON.stringify(record));
   await saveModel(hardened.proto, o.output, { overwrite: o.overwrite, inputPath: o.model, sourceBaseDir: model.baseDir });
-  const browserRuntime = await checkWebRuntime(readFileSync(o.output), await loadDataset(attackTest));
+  const browserRuntime = await checkWebRuntime(readFileSync(o.output), await loadDataset(attackTest ?? verify.plTest ?? verify.slcTest ?? o.keep));
   log(`onnxruntime-web: ${browserRuntime.images} images, max |web − node| ${browserRuntime.maxAbsDiff.toExponential(2)}`);
   log(`verify ${o.output}: ${o.verify.attacks.join(', ')}`);
   const after = attackFigures(await runVerify(verify));
@@ -164,4 +164,17 @@ export function formatSummary(r: HardenReport): string {
     line(header),
     ...rows.map(line),
   ].join('\n');
+}
+
+/** Before any hardening: every requested attack has a test set (its own flag, or --block-test / --test-data). */
+function checkAttackTestSets(o: PipelineOptions): void {
+  const shared = o.verify.testData ?? o.blockTest;
+  const own: Record<string, [string | undefined, string]> = {
+    pl: [o.verify.plTest, '--pl-test'], slc: [o.verify.slcTest, '--slc-test'], mia: [o.verify.nonMembers, '--non-members'],
+    probe: [undefined, '--test-data'], knn: [undefined, '--test-data'],
+  };
+  for (const attack of o.verify.attacks) {
+    const [set, flag] = own[attack] ?? [undefined, '--test-data'];
+    if (!set && !shared) throw new HardenError(`the ${attack} attack needs a test set of the blocked domain: give --block-test (or ${flag})`);
+  }
 }

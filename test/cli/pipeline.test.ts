@@ -95,5 +95,19 @@ describe('harden <model> (the pipeline)', () => {
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--attacks', 'probe,astrology', '-o', out), 2, /unknown attack 'astrology'/);
     expectOneLineError(harden(MNIST_MODEL, '--method', 'magnitude', ...QUICK, '--config', path.join(dir, 'missing.json'), '-o', out), 2, /missing\.json/);
     expectOneLineError(harden(MNIST_MODEL, '--method', 'ntl', '--ntl', '{"layer": "nope"}', ...QUICK, '-o', out), 2, /MMD layer 'nope'/);
+    // A missing attack test set is reported before any hardening (a 100 000-step disposal would run first otherwise).
+    const noTest = ['--keep', 'mnist:split=train,limit=128', '--block', 'fashion-mnist:split=train,limit=200'];
+    const slow = ['--method', 'gc', '--steps', '100000'];
+    expectOneLineError(harden(MNIST_MODEL, ...slow, ...noTest, '--attacks', 'pl', '-o', out), 2, /the pl attack needs a test set of the blocked domain: give --block-test \(or --pl-test\)/);
+    expectOneLineError(harden(MNIST_MODEL, ...slow, ...noTest, '--attacks', 'pl,probe', '--pl-test', 'fashion-mnist:split=test,limit=50', '-o', out), 2, /the probe attack needs .* --test-data/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('runs the pl attack with --pl-test alone (no --block-test)', () => {
+    const out = path.join(dir, 'pl-only.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'magnitude', '--prune', '{"finetuneSteps": 0}', '--keep', 'mnist:split=train,limit=128', '--block', 'fashion-mnist:split=train,per-class=4',
+      '--attacks', 'pl', '--pl-test', 'fashion-mnist:split=test,limit=50', '--epochs', '1', '--lr-grid', '3e-3', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).report.attacks.map((a: { key: string }) => a.key)).toEqual(['pl']);
   });
 });
