@@ -305,6 +305,8 @@ export async function main(argv: string[]): Promise<number> {
           .option('alpha', { type: 'number', default: PRUNE.alpha, describe: 'α: weight of the clipped blocked-domain cross-entropy (pushed up)' })
           .option('beta', { type: 'number', default: PRUNE.beta, describe: 'β: clip of that cross-entropy' })
           .option('fisher-weight', { type: 'number', default: PRUNE.fisherWeight, describe: 'λ_F: weight of the blocked domain\'s Fisher ratio S_B/S_W' })
+          .option('suppression', { type: 'number', default: PRUNE.suppression, describe: 'λ_S: weight of the hinge that drives the blocked domain\'s feature pre-activations below −margin (dead ReLUs: no gradient for a fine-tuning attacker); also applied in the masked fine-tune; 0: off' })
+          .option('suppression-margin', { type: 'number', default: PRUNE.suppressionMargin, describe: 'μ: that margin, in units of the keep data\'s mean feature activation' })
           .option('rho', { type: 'number', default: PRUNE.rho, describe: 'ADMM penalty ρ' })
           .option('rho-growth', { type: 'number', default: PRUNE.rhoGrowth, describe: 'Multiply ρ by this after every ADMM iteration' })
           .option('iterations', { type: 'number', default: PRUNE.iterations, describe: 'ADMM iterations' })
@@ -336,6 +338,8 @@ export async function main(argv: string[]): Promise<number> {
             alpha: args.alpha,
             beta: args.beta,
             fisherWeight: args['fisher-weight'],
+            suppression: args.suppression,
+            suppressionMargin: args['suppression-margin'],
             rho: args.rho,
             rhoGrowth: args['rho-growth'],
             iterations: args.iterations,

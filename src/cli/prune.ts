@@ -47,7 +47,9 @@ export async function runPrune(o: PruneCliOptions): Promise<Record<string, unkno
         onStep: (r) => {
           last = r;
           bar?.update(r.step, { phase: r.phase, keep: r.keep.toFixed(4) });
-          if (r.step % 100 === 0) log(`step ${r.step} (${r.phase}): keep CE ${r.keep.toFixed(4)}` + (r.fisher !== undefined ? `  block CE ${r.block!.toFixed(3)}  S_B/S_W ${r.fisher.toPrecision(3)}` : ''));
+          if (r.step % 100 === 0) {
+            log(`step ${r.step} (${r.phase}): keep CE ${r.keep.toFixed(4)}` + (r.fisher !== undefined ? `  block CE ${r.block!.toFixed(3)}  S_B/S_W ${r.fisher.toPrecision(3)}` : '') + (r.suppressed !== undefined ? `  suppression ${r.suppressed.toPrecision(3)}` : ''));
+          }
         },
       },
     });

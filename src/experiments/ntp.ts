@@ -8,7 +8,9 @@ import { loadDataset } from '../data/index.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harden/prune.js';
 import { evaluate } from '../verify/evaluate.js';
 import { learningCurve, learningCurveChart, pruningMasks, SLC_FRACTIONS, type LearningCurve, type SlcOptions } from '../verify/slc.js';
-import { reinitialize } from '../verify/reinit.js';
+import { reinitialize, reinitializeOnly } from '../verify/reinit.js';
+import { suppressionTensor } from '../harden/suppression.js';
+import type { ModelProto } from '../onnx/schema.js';
 import { splitDataset } from '../verify/split.js';
 import { svgToPng } from '../verify/charts.js';
 import { findClassifierHead } from '../import/head.js';
@@ -53,7 +55,18 @@ interface Row {
   scratch: LearningCurve;
   slcAuc: number;
   slcAucMasked?: number;
+  /** The dense attacker who also re-draws the last hidden layer (the one whose ReLU the suppression kills). */
+  redrawn?: LearningCurve;
+  slcAucRedrawn?: number;
   pruneSeconds: number;
+}
+
+/** The weights of the layer whose output the feature ReLU takes (LeNet-5: fc2). */
+function lastHiddenLayer(proto: ModelProto, featureTensor: string): Set<string> {
+  const pre = suppressionTensor(proto, featureTensor);
+  const node = proto.graph!.node.find((n) => n.output[0] === pre && ['Gemm', 'Conv', 'MatMul'].includes(n.op_type ?? ''));
+  if (!node) throw new Error(`no Gemm/Conv/MatMul produces '${pre}'`);
+  return new Set(node.input.slice(1).filter(Boolean));
 }
 
 const fmt = meanStd;
@@ -70,7 +83,9 @@ async function main(): Promise<void> {
     await writeFile(partialFile, JSON.stringify(done));
   };
   const settings = { ...DEFAULT_PRUNE_SETTINGS, ...NTP };
-  const headParams = findClassifierHead(source.proto)!.parameters;
+  const head = findClassifierHead(source.proto)!;
+  const headParams = head.parameters;
+  const hidden = lastHiddenLayer(source.proto, head.featureTensor);
 
   for (const pair of PAIRS) {
     const b = BLOCK[pair]!;
@@ -98,13 +113,15 @@ async function main(): Promise<void> {
         const dense = await curve({ proto });
         const masks = pruningMasks(proto, headParams);
         const masked = masks.size ? await curve({ proto }, masks) : undefined;
+        const redrawn = await curve({ proto: reinitializeOnly(proto, hidden, seed + 100) });
         const r: Row = {
           pair, seed, row, keepAccuracy, dense, scratch, slcAuc: dense.auc - scratch.auc, pruneSeconds,
           ...(masked ? { masked, slcAucMasked: masked.auc - scratch.auc } : {}),
+          redrawn, slcAucRedrawn: redrawn.auc - scratch.auc,
         };
         done.push(r);
         await save();
-        process.stderr.write(`${pair} seed ${seed} ${row}: keep ${(100 * keepAccuracy).toFixed(2)} %, SLC-AUC dense ${r.slcAuc.toFixed(4)}` + (masked ? `, masked ${r.slcAucMasked!.toFixed(4)}` : '') + ` (prune ${pruneSeconds.toFixed(0)} s)\n`);
+        process.stderr.write(`${pair} seed ${seed} ${row}: keep ${(100 * keepAccuracy).toFixed(2)} %, SLC-AUC dense ${r.slcAuc.toFixed(4)}` + (masked ? `, masked ${r.slcAucMasked!.toFixed(4)}` : '') + `, last hidden layer re-drawn ${r.slcAucRedrawn!.toFixed(4)}` + ` (prune ${pruneSeconds.toFixed(0)} s)\n`);
       }
     }
   }
@@ -118,25 +135,27 @@ async function report(rows: Row[]): Promise<void> {
     '# Non-transferable pruning (`npm run experiment:ntp`)',
     '',
     `Model: models/lenet5-mnist.onnx (LeNet-5 on mnist). Sparsity ${settings.sparsity} (${settings.scope}). Seeds ${SEEDS.join(', ')}.`,
-    `NTP: α ${settings.alpha}, β ${settings.beta}, λ_F ${settings.fisherWeight}, ρ ${settings.rho}, ${settings.iterations} ADMM iterations × ${settings.stepsPerIteration} steps (Adam ${settings.learningRate}), ` +
-      `${settings.finetuneSteps} masked fine-tuning steps (Adam ${settings.finetuneLearningRate}), batches of ${settings.batchSize}; block data: 8000 images of the blocked training split. ` +
-      `Magnitude: the same fine-tuning after one-shot pruning.`,
+    `NTP: α ${settings.alpha}, β ${settings.beta}, λ_F ${settings.fisherWeight}, suppression λ_S ${settings.suppression} with margin μ ${settings.suppressionMargin}, ρ ${settings.rho}, ${settings.iterations} ADMM iterations × ${settings.stepsPerIteration} steps (Adam ${settings.learningRate}), ` +
+      `${settings.finetuneSteps} masked fine-tuning steps (Adam ${settings.finetuneLearningRate}; keep CE${settings.suppression > 0 ? ' + λ_S·suppression' : ' alone'}), batches of ${settings.batchSize}, classifier ${settings.keepHeadDense ? 'left dense' : 'pruned too'}; block data: 8000 images of the blocked training split. ` +
+      `Magnitude: the same keep-only fine-tuning after one-shot pruning. Engine: ${settings.engine}.`,
     `SLC attack: fractions ${SLC.fractions.join(', ')} of the blocked training split (500 images held out for validation), fresh head, all layers, ` +
       `${SLC.steps} Adam steps of batch ≤ ${SLC.batchSize} for every fraction, learning rate from {${SLC.learningRates.join(', ')}} by validation accuracy, test accuracy under onnxruntime. ` +
-      'SLC-AUC = AUC(model) − AUC(scratch), scratch = the same architecture re-initialized (PyTorch default init) with the same seed and protocol.',
+      'SLC-AUC = AUC(model) − AUC(scratch), scratch = the same architecture re-initialized (PyTorch default init) with the same seed and protocol. ' +
+      '"Last hidden layer re-drawn": a stronger dense attacker who also re-initializes the layer feeding the feature ReLU (LeNet-5: fc2), the layer whose units the suppression kills on the blocked domain.',
     '',
   ];
   const curveSets: Record<string, { name: string; curve: LearningCurve }[]> = {};
   for (const pair of PAIRS) {
     const of = (row: RowName) => rows.filter((r) => r.pair === pair && r.row === row);
-    lines.push(`## ${BLOCK[pair]!.name}`, '', '| row | keep acc (%) | AUC dense | SLC-AUC dense | SLC-AUC masked | prune time (s) |', '| --- | --- | --- | --- | --- | --- |');
+    lines.push(`## ${BLOCK[pair]!.name}`, '', '| row | keep acc (%) | AUC dense | SLC-AUC dense | SLC-AUC masked | SLC-AUC, last hidden layer re-drawn | prune time (s) |', '| --- | --- | --- | --- | --- | --- | --- |');
     const scratch = of('original').map((r) => r.scratch.auc);
-    lines.push(`| scratch | – | ${fmt(scratch)} | 0 | – | – |`);
+    lines.push(`| scratch | – | ${fmt(scratch)} | 0 | – | – | – |`);
     for (const row of ['original', 'magnitude', 'ntp'] as RowName[]) {
       const rs = of(row);
       if (!rs.length) continue;
       const masked = rs.filter((r) => r.slcAucMasked !== undefined).map((r) => r.slcAucMasked!);
-      lines.push(`| ${row} | ${fmt(rs.map((r) => r.keepAccuracy), 100, 2)} | ${fmt(rs.map((r) => r.dense.auc))} | ${fmt(rs.map((r) => r.slcAuc))} | ${fmt(masked)} | ${fmt(rs.map((r) => r.pruneSeconds), 1, 0)} |`);
+      const redrawn = rs.filter((r) => r.slcAucRedrawn !== undefined).map((r) => r.slcAucRedrawn!);
+      lines.push(`| ${row} | ${fmt(rs.map((r) => r.keepAccuracy), 100, 2)} | ${fmt(rs.map((r) => r.dense.auc))} | ${fmt(rs.map((r) => r.slcAuc))} | ${fmt(masked)} | ${fmt(redrawn)} | ${fmt(rs.map((r) => r.pruneSeconds), 1, 0)} |`);
     }
     lines.push('', 'Mean test accuracy (%) per fraction:', '', `| row | ${SLC.fractions.join(' | ')} |`, `| --- | ${SLC.fractions.map(() => '---').join(' | ')} |`);
     const meanCurve = (curves: LearningCurve[]): LearningCurve => {
@@ -156,6 +175,7 @@ async function report(rows: Row[]): Promise<void> {
     add('magnitude, masked attacker', of('magnitude').flatMap((r) => (r.masked ? [r.masked] : [])));
     add('NTP, dense attacker', of('ntp').map((r) => r.dense));
     add('NTP, masked attacker', of('ntp').flatMap((r) => (r.masked ? [r.masked] : [])));
+    add('NTP, last hidden layer re-drawn', of('ntp').flatMap((r) => (r.redrawn ? [r.redrawn] : [])));
     curveSets[pair] = series;
     lines.push('', `![learning curves](${OUT}-${pair}.svg)`, '');
   }

@@ -8,6 +8,7 @@
 import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
 import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import { fisherRatioWithGradient } from './fisher.js';
+import { suppressionHinge } from './suppression.js';
 import type { PruneProblem, PruneStepper } from './prune.js';
 
 /** Mean cross-entropy of the linear head (weight [F, C], bias [C]) on [n, F] features, and its gradient in them. */
@@ -36,7 +37,7 @@ function linearHeadCrossEntropy(f: Float32Array, labels: Int32Array, weight: Flo
   return { value: value / n, gradient };
 }
 
-export async function ortPruneStepper({ model, source, featureTensor, learnable, pruned, targetHead, settings: s }: PruneProblem): Promise<PruneStepper> {
+export async function ortPruneStepper({ model, source, featureTensor, learnable, pruned, targetHead, suppression, settings: s }: PruneProblem): Promise<PruneStepper> {
   const engine = new OrtTrainable(model, source);
   const out = engine.outputName;
   const headWeight = targetHead ? (targetHead.weight.dataSync() as Float32Array) : undefined;
@@ -45,7 +46,9 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
   let active = false;
   let classes: number | undefined;
   return {
-    async step(kb, bb, rho, learningRate) {
+    async step(kb, bb, rho, learningRate, phase) {
+      // The masked fine-tune keeps only the suppression among the block terms (it gets a block batch only then).
+      const alpha = phase === 'admm' ? s.alpha : 0, fisherWeight = phase === 'admm' ? s.fisherWeight : 0;
       if (!active) engine.setOptimizer({ kind: 'adam', learningRate });
       active = true;
       classes ??= (await engine.forward(kb.x)).get(out)!.shape[1];
@@ -56,13 +59,23 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
         engine.applyGradients(grads);
         return { loss: keep, keep };
       }
-      const features = (await engine.run(bb.x, { training: false, outputs: [featureTensor] })).tensors.get(featureTensor)!.data as Float32Array;
+      const suppressing = s.suppression > 0;
+      const blockOut = await engine.run(bb.x, { training: false, outputs: suppressing ? [featureTensor, suppression!.tensor] : [featureTensor] });
+      const features = blockOut.tensors.get(featureTensor)!.data as Float32Array;
       const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
       const fisher = fisherRatioWithGradient(features, bb.y);
       // ∂/∂f of −α·min(CE_t, β) + λ_F·S_B/S_W (the clip passes no gradient once CE_t ≥ β).
-      const pushing = ce.value < s.beta ? -s.alpha : 0;
-      const upstream = Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + s.fisherWeight * fisher.gradient[i]);
-      accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream: new Map([[featureTensor, upstream]]) })).gradients);
+      const pushing = ce.value < s.beta ? -alpha : 0;
+      const upstream = new Map([[featureTensor, Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + fisherWeight * fisher.gradient[i])]]);
+      let suppressed: number | undefined;
+      if (suppressing) {
+        const hinge = suppressionHinge(blockOut.tensors.get(suppression!.tensor)!.data as Float32Array, bb.y.length, suppression!);
+        suppressed = hinge.value;
+        const fed = upstream.get(suppression!.tensor);
+        if (fed) fed.forEach((_, i) => (fed[i] += s.suppression * hinge.gradient[i]));
+        else upstream.set(suppression!.tensor, hinge.gradient.map((g) => s.suppression * g));
+      }
+      accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream })).gradients);
       let penalty = 0;
       const current = engine.weights();
       for (const n of pruned) {
@@ -75,8 +88,8 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       }
       penalty *= rho / 2;
       engine.applyGradients(grads);
-      const loss = keep - s.alpha * Math.min(ce.value, s.beta) + s.fisherWeight * fisher.value + penalty;
-      return { loss, keep, block: ce.value, fisher: fisher.value, penalty };
+      const loss = keep - alpha * Math.min(ce.value, s.beta) + fisherWeight * fisher.value + s.suppression * (suppressed ?? 0) + penalty;
+      return { loss, keep, block: ce.value, fisher: fisher.value, penalty, suppressed };
     },
     setAnchors(next) {
       anchors = next;

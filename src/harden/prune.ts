@@ -5,13 +5,20 @@
  * fitted once as a linear probe on E's frozen features of the unauthorized ("block") data and then
  * held fixed. Per step, with a keep batch (x_s, y_s) and a block batch (x_t, y_t), f_t = E(x_t):
  *
- *   L = CE(h_s(E(x_s)), y_s) − α·min(CE(h_t(f_t), y_t), β) + λ_F·S_B/S_W(f_t) + ρ/2·Σ‖W − Z + U‖²
+ *   L = CE(h_s(E(x_s)), y_s) − α·min(CE(h_t(f_t), y_t), β) + λ_F·S_B/S_W(f_t) + λ_S·L_S(x_t) + ρ/2·Σ‖W − Z + U‖²
+ *
+ * L_S is the suppression hinge (suppression.ts): it kills the feature ReLUs on the block domain.
+ * The paper's loss (λ_S = 0) reshapes the block features but leaves them trainable, so an attacker
+ * who fine-tunes every weight got as much from the NTP model as from plain magnitude pruning
+ * (README, "harden prune"); with dead units nothing upstream gets a gradient.
  *
  * ADMM for "W has at most (1 − s) non-zeros" (per layer or global):
  *   W-step: `stepsPerIteration` Adam steps on L;  Z = Π(W + U) (largest magnitudes);  U ← U + W − Z;
  *   stop after `iterations`, or once ‖W − Z‖/‖W‖ < `tolerance`.
- * Then W is hard-pruned to Z's support and fine-tuned masked on the keep loss alone.
- * 'magnitude' skips ADMM: prune W to its largest magnitudes, then the same masked fine-tune.
+ * Then W is hard-pruned to Z's support and fine-tuned masked on the keep loss, plus λ_S·L_S when
+ * λ_S > 0 (hard pruning revives block units that the dense W had silenced; keep-only fine-tuning
+ * would leave them alive). 'magnitude' skips ADMM: prune W to its largest magnitudes, then the
+ * keep-only masked fine-tune.
  *
  * BatchNorm runs in inference mode throughout: the authorized model's running statistics are
  * kept as they are and the unauthorized data never enters them.
@@ -32,6 +39,7 @@ import { loadStepCheckpoint, saveStepCheckpoint } from '../train/step-checkpoint
 import { checkImagesFit } from '../train/fit.js';
 import { applyMask, projectOntoSparsity, prunableWeights, residual, sparsityMasks, type PruneScope } from './admm.js';
 import { fisherRatio } from './fisher.js';
+import { measureSuppression, suppressionHingeTf, type Suppression } from './suppression.js';
 import { fitLinearProbe, targetLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 import type { HostTensor } from '../onnx/tensor.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
@@ -50,6 +58,13 @@ export interface PruneSettings {
   beta: number;
   /** Weight λ_F of the block-domain Fisher ratio. */
   fisherWeight: number;
+  /**
+   * Weight λ_S of the block-domain suppression hinge (suppression.ts), applied in the ADMM steps
+   * and, as the one block term, in the masked fine-tune (0: off, and the fine-tune is keep-only).
+   */
+  suppression: number;
+  /** μ: the hinge drives the block pre-activations below −μ·κ/F. */
+  suppressionMargin: number;
   /** ADMM penalty ρ. */
   rho: number;
   /** ρ is multiplied by this after every ADMM iteration (1: constant). */
@@ -76,12 +91,14 @@ export interface PruneSettings {
 }
 
 /**
- * Defaults for LeNet-5-sized models on 28×28 data (see experiments/ntp.md for what they give):
- * sparsity 0.9 over all weights together, α = 1 with β = 5 (≈ twice ln 10: the block-domain
- * loss is pushed well past chance), λ_F = 10, ρ = 1 (with ρ = 0.01 the relative residual
- * ‖W − Z‖/‖W‖ stayed near 0.6 after 5 iterations on LeNet-5; with ρ = 1 it reaches 0.04),
- * 5 ADMM iterations of 150 steps at Adam 1e-3, then 300 masked fine-tuning steps at 5e-4,
- * batches of 64.
+ * Defaults for LeNet-5-sized models on 28×28 data (see experiments/ntp-ort.md for what they give):
+ * sparsity 0.9 over all weights together but the classifier, α = 1 with β = 5 (≈ twice ln 10: the
+ * block-domain loss is pushed well past chance), λ_F = 10, λ_S = 30 with margin μ = 1 (seed 0,
+ * mnist → fashion-mnist: without a margin 67 % of the block images' feature rows were all zero and
+ * the dense attacker's SLC-AUC stayed at +0.23; with μ = 1, ≥ 99 %), ρ = 1 (with ρ = 0.01 the
+ * relative residual ‖W − Z‖/‖W‖ stayed near 0.6 after 5 iterations on LeNet-5; with ρ = 1 it
+ * reaches 0.04), 5 ADMM iterations of 150 steps at Adam 1e-3, then FINETUNE_DOC masked
+ * fine-tuning steps at 1e-3, batches of 64.
  */
 export const DEFAULT_PRUNE_SETTINGS: PruneSettings = {
   method: 'ntp',
@@ -90,16 +107,18 @@ export const DEFAULT_PRUNE_SETTINGS: PruneSettings = {
   alpha: 1,
   beta: 5,
   fisherWeight: 10,
+  suppression: 30,
+  suppressionMargin: 1,
   rho: 1,
   rhoGrowth: 1,
   iterations: 5,
   stepsPerIteration: 150,
   learningRate: 1e-3,
   tolerance: 1e-3,
-  finetuneSteps: 300,
-  finetuneLearningRate: 5e-4,
+  finetuneSteps: 3000,
+  finetuneLearningRate: 1e-3,
   batchSize: 64,
-  keepHeadDense: false,
+  keepHeadDense: true,
   seed: 0,
 };
 
@@ -114,6 +133,8 @@ export interface PruneStepRecord {
   fisher?: number;
   /** ρ/2·Σ‖W − Z + U‖² (ADMM phase). */
   penalty?: number;
+  /** L_S, the suppression hinge (with suppression; in both phases). */
+  suppressed?: number;
   loss: number;
 }
 
@@ -148,7 +169,7 @@ export function validatePruneSettings(s: PruneSettings, data: { keep: Dataset; b
   if (!['ntp', 'magnitude'].includes(s.method)) fail(`method must be ntp or magnitude, got '${String(s.method)}'`);
   if (!(s.sparsity >= 0 && s.sparsity < 1)) fail(`sparsity must be in [0, 1), got ${s.sparsity}`);
   if (!['layer', 'global'].includes(s.scope)) fail(`scope must be layer or global, got '${String(s.scope)}'`);
-  for (const [name, v] of [['alpha', s.alpha], ['beta', s.beta], ['fisher weight', s.fisherWeight], ['rho', s.rho], ['tolerance', s.tolerance]] as const) {
+  for (const [name, v] of [['alpha', s.alpha], ['beta', s.beta], ['fisher weight', s.fisherWeight], ['suppression', s.suppression], ['suppression margin', s.suppressionMargin], ['rho', s.rho], ['tolerance', s.tolerance]] as const) {
     if (!(Number.isFinite(v) && v >= 0)) fail(`${name} must be a finite number ≥ 0, got ${v}`);
   }
   for (const [name, v] of [['iterations', s.iterations], ['steps per iteration', s.stepsPerIteration], ['fine-tune steps', s.finetuneSteps]] as const) {
@@ -185,15 +206,18 @@ export interface PruneStepTerms {
   block?: number;
   fisher?: number;
   penalty?: number;
+  /** L_S, the suppression hinge on the block batch (with suppression). */
+  suppressed?: number;
 }
 
 /** One engine's side of a pruning run: steps, the pruned weights, masks, optimizer and checkpoints. */
 export interface PruneStepper {
   /**
    * One Adam step (a fresh Adam at `learningRate` if none is active) on the keep CE, plus with
-   * a block batch −α·min(CE_t, β) + λ_F·S_B/S_W + ρ/2·Σ‖W − anchor‖²; then the masks.
+   * a block batch λ_S·L_S and, in the 'admm' phase, −α·min(CE_t, β) + λ_F·S_B/S_W +
+   * ρ/2·Σ‖W − anchor‖²; then the masks.
    */
-  step(keep: Batch, block: Batch | undefined, rho: number, learningRate: number): Promise<PruneStepTerms>;
+  step(keep: Batch, block: Batch | undefined, rho: number, learningRate: number, phase: 'admm' | 'finetune'): Promise<PruneStepTerms>;
   /** Z − U, the point the ADMM penalty pulls each pruned weight towards. */
   setAnchors(anchors: Map<string, Float32Array>): void;
   readPruned(): Promise<Map<string, Float32Array>>;
@@ -221,6 +245,8 @@ export interface PruneProblem {
   pruned: string[];
   /** h_t (ntp only). */
   targetHead?: SourceHead;
+  /** The suppression hinge's tensor, scale and margin (ntp with suppression > 0 only). */
+  suppression?: Suppression;
   settings: PruneSettings;
 }
 
@@ -249,7 +275,9 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
 
     // h_t on the original encoder (before any checkpoint is restored, so resume refits the same one).
     if (s.method === 'ntp') targetHead = await fitLinearProbe(graph, data.block!, { seed: s.seed, ...s.probe }, data.block!.classes);
-    const problem: PruneProblem = { model, source, graph, featureTensor: layout.head.featureTensor, learnable, pruned, targetHead, settings: s };
+    // Measured on the original model (before any checkpoint is restored) like h_t.
+    const suppression = s.method === 'ntp' && s.suppression > 0 ? measureSuppression(graph, layout.head.featureTensor, layout.featureSize, data.keep, s.suppressionMargin) : undefined;
+    const problem: PruneProblem = { model, source, graph, featureTensor: layout.head.featureTensor, learnable, pruned, targetHead, suppression, settings: s };
     const st: PruneStepper = (stepper = s.engine === 'ort' ? await ortPruneStepper(problem) : tfjsPruneStepper(problem));
 
     const admmSteps = s.method === 'ntp' ? s.iterations * s.stepsPerIteration : 0;
@@ -309,10 +337,10 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
       }
       const phase = step < admmSteps ? 'admm' : 'finetune';
       const kb = keepSampler.batch(step);
-      const bb = phase === 'admm' ? blockSampler!.batch(step) : undefined;
+      const bb = phase === 'admm' || suppression ? blockSampler!.batch(step) : undefined;
       const rho = s.rho * s.rhoGrowth ** Math.floor(step / s.stepsPerIteration);
-      const terms = await st.step(kb, bb, rho, learningRateAt(step));
-      const record: PruneStepRecord = { step: step + 1, phase, keep: terms.keep, loss: terms.loss, ...(bb ? { block: terms.block, fisher: terms.fisher, penalty: terms.penalty } : {}) };
+      const terms = await st.step(kb, bb, phase === 'admm' ? rho : 0, learningRateAt(step), phase);
+      const record: PruneStepRecord = { step: step + 1, phase, keep: terms.keep, loss: terms.loss, ...(phase === 'admm' ? { block: terms.block, fisher: terms.fisher, penalty: terms.penalty } : {}), ...(terms.suppressed !== undefined ? { suppressed: terms.suppressed } : {}) };
       if (!Number.isFinite(record.loss)) throw new HardenError(`prune: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
       history.push(record);
       run.progress?.onStep?.(record);
@@ -353,7 +381,7 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
 }
 
 /** The steps on the tfjs graph (autodiff of the whole loss, one tf.Optimizer). */
-function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targetHead, settings: s }: PruneProblem): PruneStepper {
+function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targetHead, suppression, settings: s }: PruneProblem): PruneStepper {
   const inputName = graph.inputs[0]!.name;
   const outputName = graph.outputNames[0]!;
   const variables = learnable.map((n) => graph.variables.get(n)!);
@@ -364,8 +392,9 @@ function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targ
   const anchors = new Map<string, tf.Tensor>();
   const shapeOf = (n: string) => graph.variables.get(n)!.shape;
   return {
-    async step(kb, bb, rho, learningRate) {
+    async step(kb, bb, rho, learningRate, phase) {
       optimizer ??= tf.train.adam(learningRate);
+      const admm = phase === 'admm';
       const values = tf.tidy(() => {
         const nk = kb.y.length;
         const x = tf.tensor(kb.x.data as Float32Array, kb.x.shape, 'float32');
@@ -373,28 +402,44 @@ function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targ
         const yKeep = tf.tensor1d(kb.y, 'int32');
         const parts: tf.Scalar[] = [];
         const { value, grads } = tf.variableGrads(() => {
-          const { outputs } = graph.run({ [inputName]: input }, { outputs: bb ? [outputName, featureTensor] : [outputName] });
+          const wanted = bb ? [outputName, featureTensor, ...(suppression ? [suppression.tensor] : [])] : [outputName];
+          const { outputs } = graph.run({ [inputName]: input }, { outputs: wanted });
           const logits = outputs.get(outputName)! as tf.Tensor2D;
           const keepLoss = crossEntropy(bb ? (tf.slice(logits, [0, 0], [nk, -1]) as tf.Tensor2D) : logits, yKeep);
           parts.push(tf.keep(keepLoss));
           if (!bb) return keepLoss;
           const all = outputs.get(featureTensor)!;
           const f = tf.reshape(tf.slice(all, nk, bb.y.length), [bb.y.length, -1]);
+          const terms: tf.Scalar[] = [keepLoss];
+          let suppressed: tf.Scalar | undefined;
+          if (suppression) {
+            suppressed = suppressionHingeTf(tf.slice(outputs.get(suppression.tensor)!, nk, bb.y.length), suppression);
+            terms.push(tf.mul(suppressed, s.suppression));
+          }
+          if (!admm) {
+            if (suppressed) parts.push(tf.keep(suppressed));
+            return tf.addN(terms) as tf.Scalar;
+          }
           const blockLoss = crossEntropy(targetHead!.logits(f), tf.tensor1d(bb.y, 'int32'));
           const fisher = fisherRatio(f, bb.y);
           let penalty = tf.scalar(0);
           prunedVariables.forEach((v, i) => (penalty = tf.add(penalty, tf.sum(tf.square(tf.sub(v, anchors.get(pruned[i]!)!))))));
           penalty = tf.mul(penalty, rho / 2);
-          parts.push(...[blockLoss, fisher, penalty].map((t) => tf.keep(t)));
-          return tf.addN([keepLoss, tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty]) as tf.Scalar;
+          parts.push(...[blockLoss, fisher, penalty, ...(suppressed ? [suppressed] : [])].map((t) => tf.keep(t)));
+          terms.push(tf.mul(tf.minimum(blockLoss, s.beta), -s.alpha), tf.mul(fisher, s.fisherWeight), penalty);
+          return tf.addN(terms) as tf.Scalar;
         }, variables);
         optimizer!.applyGradients(grads);
         for (const [n, mask] of maskTensors) graph.variables.get(n)!.assign(tf.add(tf.mul(graph.variables.get(n)!, mask), 0)); // + 0: no −0
         return [value, ...parts];
       });
-      const [loss, keep, block, fisher, penalty] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
+      const numbers = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
-      return { loss: loss!, keep: keep!, block, fisher, penalty };
+      const [loss, keep] = numbers as [number, number];
+      if (!bb) return { loss, keep };
+      if (!admm) return { loss, keep, suppressed: numbers[2] };
+      const [block, fisher, penalty, suppressed] = numbers.slice(2);
+      return { loss, keep, block, fisher, penalty, suppressed };
     },
     setAnchors(next) {
       tf.dispose([...anchors.values()]);

@@ -117,3 +117,14 @@ export function reinitialize(proto: ModelProto, seed: number): ModelProto {
   }
   return copy;
 }
+
+/** A copy of `proto` with only the `names` initializers re-drawn (as `reinitialize` draws them). */
+export function reinitializeOnly(proto: ModelProto, names: ReadonlySet<string>, seed: number): ModelProto {
+  const fresh = new Map((reinitialize(proto, seed).graph?.initializer ?? []).map((t) => [t.name, t]));
+  const copy = cloneModel(proto);
+  const list = copy.graph?.initializer ?? [];
+  list.forEach((t, i) => {
+    if (t.name && names.has(t.name) && fresh.has(t.name)) list[i] = fresh.get(t.name)!;
+  });
+  return copy;
+}

@@ -13,6 +13,9 @@ import { fisherRatio, fisherRatioWithGradient } from '../../src/harden/fisher.js
 import { projectOntoSparsity, prunableWeights, prunedCount, sparsityMasks } from '../../src/harden/admm.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../../src/harden/prune.js';
 import { tinyNet, synthetic } from '../helpers/tiny.js';
+import { measureSuppression, suppressionHinge, suppressionHingeTf, suppressionTensor, type Suppression } from '../../src/harden/suppression.js';
+import { ImportedGraph } from '../../src/import/graph.js';
+import { extractFeatures } from '../../src/verify/features.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -106,14 +109,21 @@ describe('ADMM projection', () => {
 const keep = synthetic(128, 1, 'quadrants');
 const block = synthetic(128, 2, 'halves');
 const model = tinyNet(4);
-const quickSettings: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, sparsity: 0.75, iterations: 2, stepsPerIteration: 4, finetuneSteps: 4, batchSize: 16, rho: 0.1, probe: { epochs: 2 } };
+const quickSettings: PruneSettings = { ...DEFAULT_PRUNE_SETTINGS, keepHeadDense: false, sparsity: 0.75, iterations: 2, stepsPerIteration: 4, finetuneSteps: 4, batchSize: 16, rho: 0.1, probe: { epochs: 2 } };
 
 describe('pruneModel on both engines', () => {
-  it('the first step\'s terms agree (keep CE, h_t CE, Fisher ratio, ADMM penalty)', async () => {
-    const [a, b] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => pruneModel(model, 'tiny', { keep, block }, { ...quickSettings, iterations: 1, stepsPerIteration: 1, finetuneSteps: 0, engine })));
+  it('the first step\'s terms agree (keep CE, h_t CE, Fisher ratio, ADMM penalty, suppression hinge)', async () => {
+    const [a, b] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => pruneModel(model, 'tiny', { keep, block }, { ...quickSettings, iterations: 1, stepsPerIteration: 1, finetuneSteps: 1, engine })));
     const [ra, rb] = [a.history[0]!, b.history[0]!];
-    for (const k of ['keep', 'block', 'fisher', 'penalty', 'loss'] as const) expect(Math.abs(ra[k]! - rb[k]!), k).toBeLessThan(1e-4 * Math.max(1, Math.abs(ra[k]!)));
+    for (const k of ['keep', 'block', 'fisher', 'penalty', 'suppressed', 'loss'] as const) expect(Math.abs(ra[k]! - rb[k]!), k).toBeLessThan(1e-4 * Math.max(1, Math.abs(ra[k]!)));
     expect(ra.fisher).toBeGreaterThan(0);
+    expect(ra.suppressed).toBeGreaterThan(0);
+    // The masked fine-tune step: keep CE and the hinge only.
+    const [fa, fb] = [a.history[1]!, b.history[1]!];
+    expect(fa).toMatchObject({ phase: 'finetune' });
+    expect(fa.block ?? fa.fisher ?? fa.penalty).toBeUndefined();
+    for (const k of ['keep', 'suppressed', 'loss'] as const) expect(Math.abs(fa[k]! - fb[k]!), k).toBeLessThan(1e-3 * Math.max(1, Math.abs(fa[k]!)));
+    expect(fa.loss).toBeCloseTo(fa.keep + quickSettings.suppression * fa.suppressed!, 5);
     expect([a, b].map((r) => readHardenRecord(r.proto)!.settings!.engine)).toEqual(['tfjs', 'ort']);
   });
 
@@ -206,6 +216,76 @@ describe.each(['tfjs', 'ort'] as const)('pruneModel on a tiny conv net (%s engin
     const oneClass = { ...block, labels: new Int32Array(block.labels.length) };
     await expect(pruneModel(model, 'tiny', { keep, block: oneClass }, quick)).rejects.toThrow(/has 1 class; the Fisher ratio needs at least 2/);
     await expect(pruneModel(model, 'tiny', { keep }, quick)).rejects.toThrow(/ntp needs block/);
+    await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppression: -1 })).rejects.toThrow(/^prune: suppression must be a finite number ≥ 0, got -1$/);
+    await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionMargin: Number.NaN })).rejects.toThrow(/^prune: suppression margin must be/);
+  });
+});
+
+describe('block-domain suppression', () => {
+  const s: Suppression = { tensor: 'z', scale: 2, margin: 0.5 };
+
+  it('the hinge matches a hand computation', () => {
+    // relu(z + 0.5) = [0, 1, 1.5, 0.3, 0, 0]: sum 2.8 over n·κ = 2·2 → 0.7; gradient 1/4 where active.
+    const z = Float32Array.from([-2, 0.5, 1, -0.2, -0.5, -3]);
+    const host = suppressionHinge(z, 2, s);
+    expect(host.value).toBeCloseTo(0.7, 6);
+    expect([...host.gradient]).toEqual([0, 0.25, 0.25, 0.25, 0, 0]);
+    const t = tf.tensor2d(z, [2, 3]);
+    const v = suppressionHingeTf(t, s);
+    expect(v.dataSync()[0]).toBeCloseTo(0.7, 6);
+    tf.dispose([t, v]);
+  });
+
+  it('the host gradient is tfjs autodiff\'s and the central difference\'s', () => {
+    const z = new Random(5).normalArray(40);
+    const host = suppressionHinge(z, 8, s);
+    const t = tf.tensor2d(z, [8, 5]);
+    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => suppressionHingeTf(x, s))(t);
+    expect(host.value).toBeCloseTo(value.dataSync()[0]!, 5);
+    expect(Math.max(...[...host.gradient].map((g, i) => Math.abs(g - grad.dataSync()[i]!)))).toBeLessThan(1e-7);
+    const h = 1e-3;
+    for (let i = 0; i < z.length; i++) {
+      if (Math.abs(z[i]! + s.margin) < 2 * h) continue; // the kink
+      const up = Float32Array.from(z), down = Float32Array.from(z);
+      up[i] += h;
+      down[i] -= h;
+      expect((suppressionHinge(up, 8, s).value - suppressionHinge(down, 8, s).value) / (2 * h)).toBeCloseTo(host.gradient[i]!, 3);
+    }
+    tf.dispose([t, value, grad]);
+  });
+
+  it('acts on the feature ReLU\'s input, in units of the original keep features\' mean L1 norm (onnxruntime reference)', async () => {
+    expect(suppressionTensor(model.proto, 'h')).toBe('h0');
+    expect(suppressionTensor(model.proto, 'f')).toBe('f'); // not a Relu output: the features themselves
+    const graph = new ImportedGraph(model, 'tiny');
+    try {
+      const measured = measureSuppression(graph, 'h', 16, keep, 2);
+      const ref = await extractFeatures(model.proto, keep);
+      const l1 = ref.features.reduce((a, v) => a + Math.abs(v), 0) / keep.labels.length;
+      expect(measured.tensor).toBe('h0');
+      expect(measured.scale).toBeCloseTo(l1, 3);
+      expect(measured.margin).toBeCloseTo((2 * l1) / 16, 4);
+    } finally {
+      graph.dispose();
+    }
+  });
+
+  it.each(['tfjs', 'ort'] as const)('drives the block pre-activations below the margin on the %s engine, and is off at λ_S = 0', async (engine) => {
+    const settings = { ...quickSettings, sparsity: 0.5, iterations: 2, stepsPerIteration: 30, finetuneSteps: 30, learningRate: 0.01, finetuneLearningRate: 0.01, engine };
+    const on = await pruneModel(model, 'tiny', { keep, block }, settings);
+    const hinge = on.history.map((h) => h.suppressed!);
+    expect(hinge[0]).toBeGreaterThan(0.05);
+    expect(hinge.at(-1)!).toBeLessThan(0.1 * hinge[0]!);
+    const dead = async (proto: OnnxModel['proto']) => {
+      const f = await extractFeatures(proto, block);
+      let rows = 0;
+      for (let i = 0; i < f.labels.length; i++) if (f.features.subarray(i * f.dim, (i + 1) * f.dim).every((v) => v === 0)) rows++;
+      return rows / f.labels.length;
+    };
+    const off = await pruneModel(model, 'tiny', { keep, block }, { ...settings, suppression: 0 });
+    expect(off.history.some((h) => h.suppressed !== undefined)).toBe(false);
+    expect(await dead(on.proto)).toBeGreaterThan(0.9);
+    expect(await dead(off.proto)).toBeLessThan(0.5);
   });
 });
 
