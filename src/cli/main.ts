@@ -316,7 +316,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('finetune-steps', { type: 'number', default: PRUNE.finetuneSteps, describe: 'Masked fine-tuning steps on the keep data after pruning' })
           .option('finetune-lr', { type: 'number', default: PRUNE.finetuneLearningRate })
           .option('batch-size', { type: 'number', default: PRUNE.batchSize, describe: 'Keep and block batch size' })
-          .option('keep-head-dense', { type: 'boolean', default: PRUNE.keepHeadDense, describe: 'Do not prune the classifier layer' })
+          .option('keep-head-dense', { type: 'boolean', default: PRUNE.keepHeadDense, describe: 'Do not prune the classifier layer (--no-keep-head-dense prunes it too)' })
           .option('sparse-format', { choices: ['dense', 'coo'] as const, default: 'dense' as const, describe: 'coo: write pruned weights as ONNX sparse_initializer entries' })
           .option('seed', { type: 'number', default: PRUNE.seed })
           .options(RUN_OPTIONS),

@@ -31,7 +31,7 @@ const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
 const PAIRS = arg('pairs', 'a,b').split(',');
 const OUT = arg('out', 'ntp');
 /** Training engine of pruning and of the SLC fine-tuning runs. */
-const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
+const ENGINE = selectEngine(arg('engine', 'auto') as EngineName | 'auto');
 const NTP: Partial<PruneSettings> = JSON.parse(arg('ntp', '{}')) as Partial<PruneSettings>;
 const SLC: Omit<SlcOptions, 'seed'> = {
   fractions: arg('fractions', SLC_FRACTIONS.join(',')).split(',').map(Number),
