@@ -2,7 +2,8 @@
  * Non-transferable pruning steps on the ort engine (see prune.ts for the loss). The keep CE is
  * a loss of the generated training graph; the block terms (h_t's clipped cross-entropy and the
  * Fisher ratio) are functions of the block batch's features, so their gradient in the features
- * is computed here and fed upstream at the feature tensor; the ADMM penalty's gradient
+ * is computed here and fed upstream at the feature tensor (the suppression hinge's at the feature
+ * ReLU's input, in the same run); the ADMM penalty's gradient
  * ρ(W − anchor) is added on the host. Masks are the engine's own (applied after every update).
  */
 import { OrtTrainable, accumulateGradients, oneHotTargets } from '../engine/ort-engine.js';
@@ -59,8 +60,7 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
         engine.applyGradients(grads);
         return { loss: keep, keep };
       }
-      const suppressing = s.suppression > 0;
-      const blockOut = await engine.run(bb.x, { training: false, outputs: suppressing ? [featureTensor, suppression!.tensor] : [featureTensor] });
+      const blockOut = await engine.run(bb.x, { training: false, outputs: suppression ? [featureTensor, suppression.tensor] : [featureTensor] });
       const features = blockOut.tensors.get(featureTensor)!.data as Float32Array;
       const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
       const fisher = fisherRatioWithGradient(features, bb.y);
@@ -68,12 +68,12 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       const pushing = ce.value < s.beta ? -alpha : 0;
       const upstream = new Map([[featureTensor, Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + fisherWeight * fisher.gradient[i])]]);
       let suppressed: number | undefined;
-      if (suppressing) {
-        const hinge = suppressionHinge(blockOut.tensors.get(suppression!.tensor)!.data as Float32Array, bb.y.length, suppression!);
+      if (suppression) {
+        const hinge = suppressionHinge(blockOut.tensors.get(suppression.tensor)!.data as Float32Array, bb.y.length, suppression);
         suppressed = hinge.value;
-        const fed = upstream.get(suppression!.tensor);
+        const fed = upstream.get(suppression.tensor);
         if (fed) fed.forEach((_, i) => (fed[i] += s.suppression * hinge.gradient[i]));
-        else upstream.set(suppression!.tensor, hinge.gradient.map((g) => s.suppression * g));
+        else upstream.set(suppression.tensor, hinge.gradient.map((g) => s.suppression * g));
       }
       accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream })).gradients);
       let penalty = 0;
