@@ -307,6 +307,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('fisher-weight', { type: 'number', default: PRUNE.fisherWeight, describe: 'λ_F: weight of the blocked domain\'s Fisher ratio S_B/S_W' })
           .option('suppression', { type: 'number', default: PRUNE.suppression, describe: 'λ_S: weight of the hinge that drives the blocked domain\'s feature pre-activations below −margin (dead ReLUs: no gradient for a fine-tuning attacker); also applied in the masked fine-tune; 0: off' })
           .option('suppression-margin', { type: 'number', default: PRUNE.suppressionMargin, describe: 'μ: that margin, in units of the keep data\'s mean feature activation' })
+          .option('suppression-layers', { type: 'number', default: PRUNE.suppressionLayers, describe: 'How many ReLU layers back from the classifier the hinge kills (each in units of its own keep activation)' })
           .option('rho', { type: 'number', default: PRUNE.rho, describe: 'ADMM penalty ρ' })
           .option('rho-growth', { type: 'number', default: PRUNE.rhoGrowth, describe: 'Multiply ρ by this after every ADMM iteration' })
           .option('iterations', { type: 'number', default: PRUNE.iterations, describe: 'ADMM iterations' })
@@ -340,6 +341,7 @@ export async function main(argv: string[]): Promise<number> {
             fisherWeight: args['fisher-weight'],
             suppression: args.suppression,
             suppressionMargin: args['suppression-margin'],
+            suppressionLayers: args['suppression-layers'],
             rho: args.rho,
             rhoGrowth: args['rho-growth'],
             iterations: args.iterations,

@@ -9,7 +9,7 @@ import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../harde
 import { evaluate } from '../verify/evaluate.js';
 import { learningCurve, learningCurveChart, pruningMasks, SLC_FRACTIONS, type LearningCurve, type SlcOptions } from '../verify/slc.js';
 import { reinitialize, reinitializeOnly } from '../verify/reinit.js';
-import { suppressionTensor } from '../harden/suppression.js';
+import { suppressedLayers, suppressionTensor } from '../harden/suppression.js';
 import type { ModelProto } from '../onnx/schema.js';
 import { splitDataset } from '../verify/split.js';
 import { svgToPng } from '../verify/charts.js';
@@ -55,18 +55,24 @@ interface Row {
   scratch: LearningCurve;
   slcAuc: number;
   slcAucMasked?: number;
-  /** The dense attacker who also re-draws the last hidden layer (the one whose ReLU the suppression kills). */
+  /** The dense attacker who also re-draws the last hidden layer (fc2). */
   redrawn?: LearningCurve;
   slcAucRedrawn?: number;
+  /** … and the last two (fc1, fc2): only the convolutions are kept. */
+  redrawn2?: LearningCurve;
+  slcAucRedrawn2?: number;
   pruneSeconds: number;
 }
 
-/** The weights of the layer whose output the feature ReLU takes (LeNet-5: fc2). */
-function lastHiddenLayer(proto: ModelProto, featureTensor: string): Set<string> {
-  const pre = suppressionTensor(proto, featureTensor);
-  const node = proto.graph!.node.find((n) => n.output[0] === pre && ['Gemm', 'Conv', 'MatMul'].includes(n.op_type ?? ''));
-  if (!node) throw new Error(`no Gemm/Conv/MatMul produces '${pre}'`);
-  return new Set(node.input.slice(1).filter(Boolean));
+/** The weights of the layers that feed the last `count` ReLU layers before the classifier (LeNet-5: fc2, then fc1). */
+function hiddenLayerWeights(proto: ModelProto, featureTensor: string, count: number): Set<string> {
+  const relus = suppressedLayers(proto, featureTensor, count);
+  if (relus.length < count) throw new Error(`fewer than ${count} ReLU layers before the classifier`);
+  const weights = relus.map((t) => {
+    const pre = suppressionTensor(proto, t);
+    return proto.graph!.node.find((n) => n.output[0] === pre)!.input.slice(1).filter(Boolean);
+  });
+  return new Set(weights.flat());
 }
 
 const fmt = meanStd;
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
   const settings = { ...DEFAULT_PRUNE_SETTINGS, ...NTP };
   const head = findClassifierHead(source.proto)!;
   const headParams = head.parameters;
-  const hidden = lastHiddenLayer(source.proto, head.featureTensor);
+  const hidden = [1, 2].map((count) => hiddenLayerWeights(source.proto, head.featureTensor, count));
 
   for (const pair of PAIRS) {
     const b = BLOCK[pair]!;
@@ -113,15 +119,15 @@ async function main(): Promise<void> {
         const dense = await curve({ proto });
         const masks = pruningMasks(proto, headParams);
         const masked = masks.size ? await curve({ proto }, masks) : undefined;
-        const redrawn = await curve({ proto: reinitializeOnly(proto, hidden, seed + 100) });
+        const [redrawn, redrawn2] = [await curve({ proto: reinitializeOnly(proto, hidden[0]!, seed + 100) }), await curve({ proto: reinitializeOnly(proto, hidden[1]!, seed + 100) })];
         const r: Row = {
           pair, seed, row, keepAccuracy, dense, scratch, slcAuc: dense.auc - scratch.auc, pruneSeconds,
           ...(masked ? { masked, slcAucMasked: masked.auc - scratch.auc } : {}),
-          redrawn, slcAucRedrawn: redrawn.auc - scratch.auc,
+          redrawn, slcAucRedrawn: redrawn.auc - scratch.auc, redrawn2, slcAucRedrawn2: redrawn2.auc - scratch.auc,
         };
         done.push(r);
         await save();
-        process.stderr.write(`${pair} seed ${seed} ${row}: keep ${(100 * keepAccuracy).toFixed(2)} %, SLC-AUC dense ${r.slcAuc.toFixed(4)}` + (masked ? `, masked ${r.slcAucMasked!.toFixed(4)}` : '') + `, last hidden layer re-drawn ${r.slcAucRedrawn!.toFixed(4)}` + ` (prune ${pruneSeconds.toFixed(0)} s)\n`);
+        process.stderr.write(`${pair} seed ${seed} ${row}: keep ${(100 * keepAccuracy).toFixed(2)} %, SLC-AUC dense ${r.slcAuc.toFixed(4)}` + (masked ? `, masked ${r.slcAucMasked!.toFixed(4)}` : '') + `, fc2 re-drawn ${r.slcAucRedrawn!.toFixed(4)}, fc1+fc2 re-drawn ${r.slcAucRedrawn2!.toFixed(4)}` + ` (prune ${pruneSeconds.toFixed(0)} s)\n`);
       }
     }
   }
@@ -141,21 +147,22 @@ async function report(rows: Row[]): Promise<void> {
     `SLC attack: fractions ${SLC.fractions.join(', ')} of the blocked training split (500 images held out for validation), fresh head, all layers, ` +
       `${SLC.steps} Adam steps of batch ≤ ${SLC.batchSize} for every fraction, learning rate from {${SLC.learningRates.join(', ')}} by validation accuracy, test accuracy under onnxruntime. ` +
       'SLC-AUC = AUC(model) − AUC(scratch), scratch = the same architecture re-initialized (PyTorch default init) with the same seed and protocol. ' +
-      '"Last hidden layer re-drawn": a stronger dense attacker who also re-initializes the layer feeding the feature ReLU (LeNet-5: fc2), the layer whose units the suppression kills on the blocked domain.',
+      '"fc2 re-drawn", "fc1+fc2 re-drawn": stronger dense attackers who also re-initialize the last one or two hidden layers (the layers whose units the suppression kills on the blocked domain), keeping the rest.',
     '',
   ];
   const curveSets: Record<string, { name: string; curve: LearningCurve }[]> = {};
   for (const pair of PAIRS) {
     const of = (row: RowName) => rows.filter((r) => r.pair === pair && r.row === row);
-    lines.push(`## ${BLOCK[pair]!.name}`, '', '| row | keep acc (%) | AUC dense | SLC-AUC dense | SLC-AUC masked | SLC-AUC, last hidden layer re-drawn | prune time (s) |', '| --- | --- | --- | --- | --- | --- | --- |');
+    lines.push(`## ${BLOCK[pair]!.name}`, '', '| row | keep acc (%) | AUC dense | SLC-AUC dense | SLC-AUC masked | SLC-AUC, fc2 re-drawn | SLC-AUC, fc1+fc2 re-drawn | prune time (s) |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
     const scratch = of('original').map((r) => r.scratch.auc);
-    lines.push(`| scratch | – | ${fmt(scratch)} | 0 | – | – | – |`);
+    lines.push(`| scratch | – | ${fmt(scratch)} | 0 | – | – | – | – |`);
     for (const row of ['original', 'magnitude', 'ntp'] as RowName[]) {
       const rs = of(row);
       if (!rs.length) continue;
       const masked = rs.filter((r) => r.slcAucMasked !== undefined).map((r) => r.slcAucMasked!);
       const redrawn = rs.filter((r) => r.slcAucRedrawn !== undefined).map((r) => r.slcAucRedrawn!);
-      lines.push(`| ${row} | ${fmt(rs.map((r) => r.keepAccuracy), 100, 2)} | ${fmt(rs.map((r) => r.dense.auc))} | ${fmt(rs.map((r) => r.slcAuc))} | ${fmt(masked)} | ${fmt(redrawn)} | ${fmt(rs.map((r) => r.pruneSeconds), 1, 0)} |`);
+      const redrawn2 = rs.filter((r) => r.slcAucRedrawn2 !== undefined).map((r) => r.slcAucRedrawn2!);
+      lines.push(`| ${row} | ${fmt(rs.map((r) => r.keepAccuracy), 100, 2)} | ${fmt(rs.map((r) => r.dense.auc))} | ${fmt(rs.map((r) => r.slcAuc))} | ${fmt(masked)} | ${fmt(redrawn)} | ${fmt(redrawn2)} | ${fmt(rs.map((r) => r.pruneSeconds), 1, 0)} |`);
     }
     lines.push('', 'Mean test accuracy (%) per fraction:', '', `| row | ${SLC.fractions.join(' | ')} |`, `| --- | ${SLC.fractions.map(() => '---').join(' | ')} |`);
     const meanCurve = (curves: LearningCurve[]): LearningCurve => {
@@ -175,7 +182,8 @@ async function report(rows: Row[]): Promise<void> {
     add('magnitude, masked attacker', of('magnitude').flatMap((r) => (r.masked ? [r.masked] : [])));
     add('NTP, dense attacker', of('ntp').map((r) => r.dense));
     add('NTP, masked attacker', of('ntp').flatMap((r) => (r.masked ? [r.masked] : [])));
-    add('NTP, last hidden layer re-drawn', of('ntp').flatMap((r) => (r.redrawn ? [r.redrawn] : [])));
+    add('NTP, fc2 re-drawn', of('ntp').flatMap((r) => (r.redrawn ? [r.redrawn] : [])));
+    add('NTP, fc1+fc2 re-drawn', of('ntp').flatMap((r) => (r.redrawn2 ? [r.redrawn2] : [])));
     curveSets[pair] = series;
     lines.push('', `![learning curves](${OUT}-${pair}.svg)`, '');
   }

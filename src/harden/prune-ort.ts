@@ -60,7 +60,7 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
         engine.applyGradients(grads);
         return { loss: keep, keep };
       }
-      const blockOut = await engine.run(bb.x, { training: false, outputs: suppression ? [featureTensor, suppression.tensor] : [featureTensor] });
+      const blockOut = await engine.run(bb.x, { training: false, outputs: [featureTensor, ...(suppression ?? []).map((h) => h.tensor)] });
       const features = blockOut.tensors.get(featureTensor)!.data as Float32Array;
       const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
       const fisher = fisherRatioWithGradient(features, bb.y);
@@ -68,12 +68,12 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       const pushing = ce.value < s.beta ? -alpha : 0;
       const upstream = new Map([[featureTensor, Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + fisherWeight * fisher.gradient[i])]]);
       let suppressed: number | undefined;
-      if (suppression) {
-        const hinge = suppressionHinge(blockOut.tensors.get(suppression.tensor)!.data as Float32Array, bb.y.length, suppression);
-        suppressed = hinge.value;
-        const fed = upstream.get(suppression.tensor);
+      for (const layer of suppression ?? []) {
+        const hinge = suppressionHinge(blockOut.tensors.get(layer.tensor)!.data as Float32Array, bb.y.length, layer);
+        suppressed = (suppressed ?? 0) + hinge.value;
+        const fed = upstream.get(layer.tensor);
         if (fed) fed.forEach((_, i) => (fed[i] += s.suppression * hinge.gradient[i]));
-        else upstream.set(suppression.tensor, hinge.gradient.map((g) => s.suppression * g));
+        else upstream.set(layer.tensor, hinge.gradient.map((g) => s.suppression * g));
       }
       accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream })).gradients);
       let penalty = 0;

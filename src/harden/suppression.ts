@@ -1,20 +1,22 @@
 /**
  * Block-domain feature suppression, the term that makes non-transferable pruning hold against an
- * attacker who fine-tunes every weight (pruned ones included). With z the pre-activations of the
- * ReLU that produces the feature tensor (the classifier's input), on a block batch of n images:
+ * attacker who fine-tunes every weight (pruned ones included). For one ReLU layer, with z its
+ * pre-activations on a block batch of n images:
  *
  *   L_S = Σ_i Σ_j relu(z_ij + m) / (n·κ)
  *
- * κ = mean L1 norm of the original model's feature rows on keep data (the unit that makes λ_S
- * independent of the model's scale) and m = μ·κ/F, μ the margin factor, F the units per image.
+ * κ = mean L1 norm of the original model's outputs of that ReLU on keep data (the unit that makes
+ * λ_S independent of the layer's scale) and m = μ·κ/F, μ the margin factor, F the units per image.
  * Minimizing it drives every unit below −m on the block domain: those ReLUs are then dead on it,
- * pass no gradient to anything upstream, and a fresh head on top sees zeros. Features are not
- * merely shrunk (an attacker's Adam rescales small features away); measured on LeNet-5, 67 % dead
- * block rows without a margin left fine-tuning unhindered, ≥ 99 % with m = κ/F stopped it.
- * When the feature tensor is not a ReLU output the hinge acts on the features themselves.
+ * pass no gradient to anything upstream, and what follows sees zeros. Features are not merely
+ * shrunk (an attacker's Adam rescales small features away); measured on LeNet-5, 67 % dead block
+ * rows without a margin left fine-tuning unhindered, ≥ 99 % with one stopped it. Pruning sums it
+ * over the last few ReLU layers before the classifier (`suppressedLayers`), so that an attacker who
+ * re-draws the last layer still meets dead units below it. When the feature tensor is not a ReLU
+ * output the hinge acts on the features themselves.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ModelProto } from '../onnx/schema.js';
+import type { ModelProto, NodeProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import type { ImportedGraph } from '../import/graph.js';
 import { datasetFeatures } from './source-head.js';
@@ -34,13 +36,38 @@ export function suppressionTensor(proto: ModelProto, featureTensor: string): str
   return relu?.input[0] || featureTensor;
 }
 
-/** κ and m from the original model's features of (up to) the first 1 024 images of `keep`. */
-export function measureSuppression(graph: ImportedGraph, featureTensor: string, featureSize: number, keep: Dataset, marginFactor: number): Suppression {
+/** Ops between one ReLU layer and the next layer's weights that keep an all-zero input all-zero. */
+const ZERO_PRESERVING = new Set(['Flatten', 'Reshape', 'MaxPool', 'Identity', 'Dropout']);
+
+/**
+ * The outputs of the last `layers` ReLU layers ending at `featureTensor`: from each ReLU back
+ * through the Conv/Gemm/MatMul that feeds it and zero-preserving ops to the ReLU before. Fewer
+ * when the chain ends (the first entry is always `featureTensor`).
+ */
+export function suppressedLayers(proto: ModelProto, featureTensor: string, layers: number): string[] {
+  const producer = new Map<string, NodeProto>();
+  for (const n of proto.graph?.node ?? []) for (const o of n.output) producer.set(o, n);
+  const out = [featureTensor];
+  for (let t = featureTensor; out.length < layers; ) {
+    const relu = producer.get(t);
+    const layer = relu?.op_type === 'Relu' ? producer.get(relu.input[0]!) : undefined;
+    if (!layer || !['Gemm', 'Conv', 'MatMul'].includes(layer.op_type ?? '')) break;
+    let x = layer.input[0]!;
+    while (ZERO_PRESERVING.has(producer.get(x)?.op_type ?? '')) x = producer.get(x)!.input[0]!;
+    if (producer.get(x)?.op_type !== 'Relu') break;
+    out.push((t = x));
+  }
+  return out;
+}
+
+/** κ and m of one layer (its ReLU output `tensor`) from the original model on (up to) the first 1 024 images of `keep`. */
+export function measureSuppression(graph: ImportedGraph, tensor: string, keep: Dataset, marginFactor: number): Suppression {
   const n = Math.min(1024, keep.labels.length);
   const per = keep.shape[0] * keep.shape[1] * keep.shape[2];
   const head: Dataset = { ...keep, labels: keep.labels.subarray(0, n), images: keep.images.subarray(0, n * per) };
-  const f = datasetFeatures(graph, featureTensor, head, featureSize);
+  const f = datasetFeatures(graph, tensor, head, -1);
   let l1: number;
+  const units = f.shape[1];
   try {
     l1 = tf.tidy(() => tf.sum(tf.abs(f)).dataSync()[0]!) / n;
   } finally {
@@ -48,7 +75,7 @@ export function measureSuppression(graph: ImportedGraph, featureTensor: string, 
   }
   // A model whose keep features are all zero has nothing to measure against: fall back to unit scale.
   const scale = l1 > 0 ? l1 : 1;
-  return { tensor: suppressionTensor(graph.model.proto, featureTensor), scale, margin: (marginFactor * scale) / featureSize };
+  return { tensor: suppressionTensor(graph.model.proto, tensor), scale, margin: (marginFactor * scale) / units };
 }
 
 /** L_S of the pre-activations z ([n, ...] row-major, n images) and its gradient in z (host arrays). */

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { encodeModel, initializerMap, type OnnxModel } from '../../src/onnx/model.js';
+import { encodeModel, initializerMap, loadModel, type OnnxModel } from '../../src/onnx/model.js';
 import { hostToFloat32 } from '../../src/onnx/tensor.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { TfjsTrainable } from '../../src/engine/tfjs-engine.js';
@@ -13,9 +13,10 @@ import { fisherRatio, fisherRatioWithGradient } from '../../src/harden/fisher.js
 import { projectOntoSparsity, prunableWeights, prunedCount, sparsityMasks } from '../../src/harden/admm.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from '../../src/harden/prune.js';
 import { tinyNet, synthetic } from '../helpers/tiny.js';
-import { measureSuppression, suppressionHinge, suppressionHingeTf, suppressionTensor, type Suppression } from '../../src/harden/suppression.js';
+import { measureSuppression, suppressedLayers, suppressionHinge, suppressionHingeTf, suppressionTensor, type Suppression } from '../../src/harden/suppression.js';
 import { ImportedGraph } from '../../src/import/graph.js';
 import { extractFeatures } from '../../src/verify/features.js';
+import { ROOT } from '../helpers/cli.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -254,17 +255,31 @@ describe('block-domain suppression', () => {
     tf.dispose([t, value, grad]);
   });
 
+  it('walks back through the ReLU layers before the classifier (through pooling and flattening)', async () => {
+    expect(suppressedLayers(model.proto, 'h', 1)).toEqual(['h']);
+    expect(suppressedLayers(model.proto, 'h', 3)).toEqual(['h', 'r']); // the chain ends at the input
+    const lenet = await loadModel(path.join(ROOT, 'models', 'lenet5-mnist.onnx'));
+    expect(suppressedLayers(lenet.proto, 'Relu_10_out', 4)).toEqual(['Relu_10_out', 'Relu_8_out', 'Relu_4_out', 'Relu_1_out']);
+  });
+
   it('acts on the feature ReLU\'s input, in units of the original keep features\' mean L1 norm (onnxruntime reference)', async () => {
     expect(suppressionTensor(model.proto, 'h')).toBe('h0');
     expect(suppressionTensor(model.proto, 'f')).toBe('f'); // not a Relu output: the features themselves
     const graph = new ImportedGraph(model, 'tiny');
     try {
-      const measured = measureSuppression(graph, 'h', 16, keep, 2);
+      const measured = measureSuppression(graph, 'h', keep, 2);
       const ref = await extractFeatures(model.proto, keep);
       const l1 = ref.features.reduce((a, v) => a + Math.abs(v), 0) / keep.labels.length;
       expect(measured.tensor).toBe('h0');
       expect(measured.scale).toBeCloseTo(l1, 3);
       expect(measured.margin).toBeCloseTo((2 * l1) / 16, 4);
+      // A spatial layer: F = 4 channels × 8 × 8.
+      const conv = measureSuppression(graph, 'r', keep, 2);
+      const refConv = await extractFeatures(model.proto, keep, { featureTensor: 'r' });
+      const l1Conv = refConv.features.reduce((a, v) => a + Math.abs(v), 0) / keep.labels.length;
+      expect(conv.tensor).toBe('c');
+      expect(conv.scale).toBeCloseTo(l1Conv, 2);
+      expect(conv.margin).toBeCloseTo((2 * l1Conv) / 256, 4);
     } finally {
       graph.dispose();
     }
