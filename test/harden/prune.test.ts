@@ -125,6 +125,10 @@ describe('pruneModel on both engines', () => {
     expect(fa.block ?? fa.fisher ?? fa.penalty).toBeUndefined();
     for (const k of ['keep', 'suppressed', 'loss'] as const) expect(Math.abs(fa[k]! - fb[k]!), k).toBeLessThan(1e-3 * Math.max(1, Math.abs(fa[k]!)));
     expect(fa.loss).toBeCloseTo(fa.keep + quickSettings.suppression * fa.suppressed!, 5);
+    // Two suppressed layers (h and the conv ReLU r): the hinges add up the same way on both engines.
+    const [c, d] = await Promise.all((['tfjs', 'ort'] as const).map((engine) => pruneModel(model, 'tiny', { keep, block }, { ...quickSettings, suppressionLayers: 2, iterations: 1, stepsPerIteration: 1, finetuneSteps: 0, engine })));
+    expect(c.history[0]!.suppressed!).toBeGreaterThan(ra.suppressed!);
+    for (const k of ['suppressed', 'loss'] as const) expect(Math.abs(c.history[0]![k]! - d.history[0]![k]!), k).toBeLessThan(1e-4 * Math.max(1, Math.abs(c.history[0]![k]!)));
     expect([a, b].map((r) => readHardenRecord(r.proto)!.settings!.engine)).toEqual(['tfjs', 'ort']);
   });
 
@@ -219,6 +223,7 @@ describe.each(['tfjs', 'ort'] as const)('pruneModel on a tiny conv net (%s engin
     await expect(pruneModel(model, 'tiny', { keep }, quick)).rejects.toThrow(/ntp needs block/);
     await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppression: -1 })).rejects.toThrow(/^prune: suppression must be a finite number ≥ 0, got -1$/);
     await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionMargin: Number.NaN })).rejects.toThrow(/^prune: suppression margin must be/);
+    await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionLayers: 0 })).rejects.toThrow(/^prune: suppression layers must be an integer ≥ 1, got 0$/);
   });
 });
 
