@@ -48,8 +48,6 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
   let classes: number | undefined;
   return {
     async step(kb, bb, rho, learningRate, phase) {
-      // The masked fine-tune keeps only the suppression among the block terms (it gets a block batch only then).
-      const alpha = phase === 'admm' ? s.alpha : 0, fisherWeight = phase === 'admm' ? s.fisherWeight : 0;
       if (!active) engine.setOptimizer({ kind: 'adam', learningRate });
       active = true;
       classes ??= (await engine.forward(kb.x)).get(out)!.shape[1];
@@ -60,22 +58,35 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
         engine.applyGradients(grads);
         return { loss: keep, keep };
       }
-      const blockOut = await engine.run(bb.x, { training: false, outputs: [featureTensor, ...(suppression ?? []).map((h) => h.tensor)] });
-      const features = blockOut.tensors.get(featureTensor)!.data as Float32Array;
-      const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
-      const fisher = fisherRatioWithGradient(features, bb.y);
-      // ∂/∂f of −α·min(CE_t, β) + λ_F·S_B/S_W (the clip passes no gradient once CE_t ≥ β).
-      const pushing = ce.value < s.beta ? -alpha : 0;
-      const upstream = new Map([[featureTensor, Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + fisherWeight * fisher.gradient[i])]]);
+      // The masked fine-tune keeps only the suppression among the block terms (it gets a block batch only then).
+      const admm = phase === 'admm';
+      const hinges = suppression ?? [];
+      const blockOut = await engine.run(bb.x, { training: false, outputs: [...(admm ? [featureTensor] : []), ...hinges.map((h) => h.tensor)] });
+      const upstream = new Map<string, Float32Array>();
+      let block: { ce: number; fisher: number } | undefined;
+      if (admm) {
+        const features = blockOut.tensors.get(featureTensor)!.data as Float32Array;
+        const ce = linearHeadCrossEntropy(features, bb.y, headWeight!, headBias!);
+        const fisher = fisherRatioWithGradient(features, bb.y);
+        // ∂/∂f of −α·min(CE_t, β) + λ_F·S_B/S_W (the clip passes no gradient once CE_t ≥ β).
+        const pushing = ce.value < s.beta ? -s.alpha : 0;
+        upstream.set(featureTensor, Float32Array.from(features, (_, i) => pushing * ce.gradient[i] + s.fisherWeight * fisher.gradient[i]));
+        block = { ce: ce.value, fisher: fisher.value };
+      }
       let suppressed: number | undefined;
-      for (const layer of suppression ?? []) {
+      for (const layer of hinges) {
         const hinge = suppressionHinge(blockOut.tensors.get(layer.tensor)!.data as Float32Array, bb.y.length, layer);
         suppressed = (suppressed ?? 0) + hinge.value;
         const fed = upstream.get(layer.tensor);
         if (fed) fed.forEach((_, i) => (fed[i] += s.suppression * hinge.gradient[i]));
         else upstream.set(layer.tensor, hinge.gradient.map((g) => s.suppression * g));
       }
-      accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream })).gradients);
+      if (upstream.size) accumulateGradients(grads, (await engine.run(bb.x, { training: false, wrt: learnable, upstream })).gradients);
+      const hingeLoss = s.suppression * (suppressed ?? 0);
+      if (!block) {
+        engine.applyGradients(grads);
+        return { loss: keep + hingeLoss, keep, suppressed };
+      }
       let penalty = 0;
       const current = engine.weights();
       for (const n of pruned) {
@@ -88,8 +99,8 @@ export async function ortPruneStepper({ model, source, featureTensor, learnable,
       }
       penalty *= rho / 2;
       engine.applyGradients(grads);
-      const loss = keep - alpha * Math.min(ce.value, s.beta) + fisherWeight * fisher.value + s.suppression * (suppressed ?? 0) + penalty;
-      return { loss, keep, block: ce.value, fisher: fisher.value, penalty, suppressed };
+      const loss = keep - s.alpha * Math.min(block.ce, s.beta) + s.fisherWeight * block.fisher + hingeLoss + penalty;
+      return { loss, keep, block: block.ce, fisher: block.fisher, penalty, suppressed };
     },
     setAnchors(next) {
       anchors = next;

@@ -351,7 +351,7 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
       const kb = keepSampler.batch(step);
       const bb = phase === 'admm' || suppression ? blockSampler!.batch(step) : undefined;
       const rho = s.rho * s.rhoGrowth ** Math.floor(step / s.stepsPerIteration);
-      const terms = await st.step(kb, bb, phase === 'admm' ? rho : 0, learningRateAt(step), phase);
+      const terms = await st.step(kb, bb, rho, learningRateAt(step), phase);
       const record: PruneStepRecord = { step: step + 1, phase, keep: terms.keep, loss: terms.loss, ...(phase === 'admm' ? { block: terms.block, fisher: terms.fisher, penalty: terms.penalty } : {}), ...(terms.suppressed !== undefined ? { suppressed: terms.suppressed } : {}) };
       if (!Number.isFinite(record.loss)) throw new HardenError(`prune: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate`);
       history.push(record);
@@ -414,14 +414,12 @@ function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targ
         const yKeep = tf.tensor1d(kb.y, 'int32');
         const parts: tf.Scalar[] = [];
         const { value, grads } = tf.variableGrads(() => {
-          const wanted = bb ? [outputName, featureTensor, ...(suppression ?? []).map((h) => h.tensor)] : [outputName];
+          const wanted = bb ? [outputName, ...(admm ? [featureTensor] : []), ...(suppression ?? []).map((h) => h.tensor)] : [outputName];
           const { outputs } = graph.run({ [inputName]: input }, { outputs: wanted });
           const logits = outputs.get(outputName)! as tf.Tensor2D;
           const keepLoss = crossEntropy(bb ? (tf.slice(logits, [0, 0], [nk, -1]) as tf.Tensor2D) : logits, yKeep);
           parts.push(tf.keep(keepLoss));
           if (!bb) return keepLoss;
-          const all = outputs.get(featureTensor)!;
-          const f = tf.reshape(tf.slice(all, nk, bb.y.length), [bb.y.length, -1]);
           const terms: tf.Scalar[] = [keepLoss];
           let suppressed: tf.Scalar | undefined;
           if (suppression) {
@@ -432,6 +430,7 @@ function tfjsPruneStepper({ model, graph, featureTensor, learnable, pruned, targ
             if (suppressed) parts.push(tf.keep(suppressed));
             return tf.addN(terms) as tf.Scalar;
           }
+          const f = tf.reshape(tf.slice(outputs.get(featureTensor)!, nk, bb.y.length), [bb.y.length, -1]);
           const blockLoss = crossEntropy(targetHead!.logits(f), tf.tensor1d(bb.y, 'int32'));
           const fisher = fisherRatio(f, bb.y);
           let penalty = tf.scalar(0);

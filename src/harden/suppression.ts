@@ -22,9 +22,9 @@ import type { ImportedGraph } from '../import/graph.js';
 import { datasetFeatures } from './source-head.js';
 
 export interface Suppression {
-  /** The tensor the hinge acts on: the feature ReLU's input, or the feature tensor itself. */
+  /** The tensor the hinge acts on: the layer's ReLU input, or the layer's output when it is no ReLU. */
   tensor: string;
-  /** κ: mean L1 norm of the original model's keep-data feature rows. */
+  /** κ: mean L1 norm per image of the original model's outputs of the layer on keep data. */
   scale: number;
   /** m: the depth below zero the hinge asks of every unit. */
   margin: number;
