@@ -286,9 +286,12 @@ export async function pruneModel(model: OnnxModel, source: string, data: { keep:
     // h_t on the original encoder (before any checkpoint is restored, so resume refits the same one).
     if (s.method === 'ntp') targetHead = await fitLinearProbe(graph, data.block!, { seed: s.seed, ...s.probe }, data.block!.classes);
     // Measured on the original model (before any checkpoint is restored) like h_t.
-    const suppression = s.method === 'ntp' && s.suppression > 0
-      ? suppressedLayers(graph.model.proto, layout.head.featureTensor, s.suppressionLayers).map((t) => measureSuppression(graph, t, data.keep, s.suppressionMargin))
-      : undefined;
+    let suppression: Suppression[] | undefined;
+    if (s.method === 'ntp' && s.suppression > 0) {
+      const layers = suppressedLayers(graph.model.proto, layout.head.featureTensor, s.suppressionLayers);
+      if (layers.length < s.suppressionLayers) fail(`${source}: suppression layers ${s.suppressionLayers}, but only ${layers.length} ReLU layer${layers.length === 1 ? '' : 's'} lead${layers.length === 1 ? 's' : ''} to the classifier`);
+      suppression = layers.map((t) => measureSuppression(graph, t, data.keep, s.suppressionMargin));
+    }
     const problem: PruneProblem = { model, source, graph, featureTensor: layout.head.featureTensor, learnable, pruned, targetHead, suppression, settings: s };
     const st: PruneStepper = (stepper = s.engine === 'ort' ? await ortPruneStepper(problem) : tfjsPruneStepper(problem));
 

@@ -224,6 +224,7 @@ describe.each(['tfjs', 'ort'] as const)('pruneModel on a tiny conv net (%s engin
     await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppression: -1 })).rejects.toThrow(/^prune: suppression must be a finite number ≥ 0, got -1$/);
     await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionMargin: Number.NaN })).rejects.toThrow(/^prune: suppression margin must be/);
     await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionLayers: 0 })).rejects.toThrow(/^prune: suppression layers must be an integer ≥ 1, got 0$/);
+    await expect(pruneModel(model, 'tiny', { keep, block }, { ...quick, suppressionLayers: 3 })).rejects.toThrow(/^prune: tiny: suppression layers 3, but only 2 ReLU layers lead to the classifier$/);
   });
 });
 
