@@ -247,7 +247,11 @@ export async function main(argv: string[]): Promise<number> {
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
           .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })
           .option('max-grad-norm', { type: 'number', describe: 'Clip each step\'s whole gradient to this global L2 norm (default: no clipping)' })
+          .option('forget-grad-norm', { type: 'number', describe: 'Clip the forget term\'s gradient alone (before λ) to this global L2 norm, so distillation can hold the target task against a runaway L_GC (default: no clipping)' })
+          .option('project-forget', { type: 'boolean', default: false, describe: 'Remove from the forget gradient its component against the distillation gradient when the two conflict (PCGrad)' })
+          .option('distil-on-forget', { type: 'boolean', default: false, describe: 'Distil on the forget data\'s images too (the input model\'s outputs on them are the targets; no labels used)' })
           .option('steps', { type: 'number', default: DISPOSE.steps })
+          .option('repair-steps', { type: 'number', default: 0, describe: 'Distillation-only steps after the disposal steps' })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
@@ -282,6 +286,10 @@ export async function main(argv: string[]): Promise<number> {
             ...(args['retain-augment'] ? { retainAugment: true } : {}),
             ...(args['cap-norms'] ? { capNorms: true } : {}),
             ...(args['max-grad-norm'] !== undefined ? { maxGradNorm: args['max-grad-norm'] } : {}),
+            ...(args['forget-grad-norm'] !== undefined ? { forgetGradNorm: args['forget-grad-norm'] } : {}),
+            ...(args['project-forget'] ? { projectForget: true } : {}),
+            ...(args['distil-on-forget'] ? { distilOnForget: true } : {}),
+            ...(args['repair-steps'] ? { repairSteps: args['repair-steps'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },

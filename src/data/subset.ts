@@ -13,3 +13,17 @@ export function subsetDataset(ds: Dataset, indices: readonly number[], name = ds
   if (ds.classNames) out.classNames = ds.classNames.slice();
   return out;
 }
+
+/**
+ * `ds` with `extra`'s images appended under label 0, for losses that ignore labels
+ * (distillation). The images must have the same shape.
+ */
+export function withUnlabelledImages(ds: Dataset, extra: Dataset): Dataset {
+  if (ds.shape.some((d, i) => d !== extra.shape[i])) throw new Error(`withUnlabelledImages: '${extra.name}' images are ${extra.shape.join('×')}, '${ds.name}' ${ds.shape.join('×')}`);
+  const images = new Float32Array(ds.images.length + extra.images.length);
+  images.set(ds.images);
+  images.set(extra.images, ds.images.length);
+  const labels = new Int32Array(ds.labels.length + extra.labels.length);
+  labels.set(ds.labels);
+  return { ...ds, name: `${ds.name}+${extra.name}`, images, labels };
+}

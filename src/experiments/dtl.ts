@@ -11,7 +11,7 @@ import { evaluate } from '../verify/evaluate.js';
 import { piggybackAttack, type PiggybackOptions } from '../verify/piggyback.js';
 import { reinitialize } from '../verify/reinit.js';
 import { splitDataset } from '../verify/split.js';
-import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod } from '../harden/dispose.js';
+import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
 import { parseClassList } from '../cli/class-list.js';
@@ -54,10 +54,28 @@ const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(a
 const RETAIN_AUGMENT = process.argv.includes('--retain-augment');
 /** Keep each θ weight tensor's norm at most its norm in the TL model. */
 const CAP_NORMS = process.argv.includes('--cap-norms');
+/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; 0: none). */
+const FORGET_GRAD_NORM = Number(arg('forget-grad-norm', '0')) || undefined;
+/** Project the forget gradient off its conflict with L_KD's (DisposeSettings.projectForget). */
+const PROJECT_FORGET = process.argv.includes('--project-forget');
+/** Distillation-only steps after the disposal steps (DisposeSettings.repairSteps). */
+const REPAIR_STEPS = Number(arg('repair-steps', '0'));
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Forget batch size (a multiple of --chunks). */
 const FORGET_BATCH = Number(arg('forget-batch-size', String(DEFAULT_DISPOSE_SETTINGS.forgetBatchSize)));
+/**
+ * Images L_KD is computed on: 'target' (the 100 target images) or 'target+forget' (those and
+ * the forget set's images, unlabelled: the teacher M₀'s outputs are the targets).
+ */
+const DISTIL_ON = arg('distil-on', 'target') as 'target' | 'target+forget';
+if (!['target', 'target+forget'].includes(DISTIL_ON)) throw new Error(`--distil-on: target or target+forget, got '${DISTIL_ON}'`);
+/** Every disposal row's settings but its method and seed. */
+const DISPOSAL: DisposeSettings = {
+  ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR,
+  forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT,
+  capNorms: CAP_NORMS, forgetBatchSize: FORGET_BATCH, repairSteps: REPAIR_STEPS, forgetGradNorm: FORGET_GRAD_NORM, projectForget: PROJECT_FORGET, distilOnForget: DISTIL_ON === 'target+forget',
+};
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
@@ -113,7 +131,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       continue;
     }
     await timed(row, async () => {
-      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DEFAULT_DISPOSE_SETTINGS, method, lambda: LAMBDA, learningRate: LR, steps: STEPS, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, capNorms: CAP_NORMS, forgetBatchSize: FORGET_BATCH, seed, sourceModel: source });
+      const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DISPOSAL, method, seed, sourceModel: source });
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
     });
   }
@@ -135,7 +153,7 @@ async function main(): Promise<void> {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), plBalanced: stats(rs.map((r) => r.plBalanced)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR, forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT, capNorms: CAP_NORMS, forgetPerClass: FORGET_PER_CLASS, forgetBatchSize: FORGET_BATCH }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DISPOSAL, forgetPerClass: FORGET_PER_CLASS }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

@@ -14,7 +14,7 @@ import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
 import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
-import { HEAD_STATE, belowFloor, cappedNorms, normCaps, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+import { DISTILLATION_NOISE, HEAD_STATE, belowFloor, cappedNorms, normCaps, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
 const HEAD_PREFIX = 'harden_source_head/';
 const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
@@ -36,6 +36,30 @@ function withSourceHead(model: OnnxModel, featureTensor: string, weight: Float32
   const batch = g.output[0]?.type?.tensor_type?.shape?.dim?.[0] ?? { dim_param: 'batch' };
   g.output.push(newValueInfo({ name: SOURCE_LOGITS, type: newTypeProto({ tensor_type: { elem_type: 1, shape: { dim: [batch, { dim_value: classes }] } } }) }));
   return { ...model, proto };
+}
+
+/**
+ * settings.projectForget on the host: `forget` (in place) less its projection on `kd` where their
+ * inner product, over the tensors both have, is negative.
+ */
+export function removeConflict(forget: Map<string, Float32Array>, kd: Map<string, Float32Array>): void {
+  let dot = 0, kdSquared = 0;
+  for (const [name, f] of forget) {
+    const g = kd.get(name);
+    if (g) for (let i = 0; i < f.length; i++) { dot += f[i]! * g[i]!; kdSquared += g[i]! * g[i]!; }
+  }
+  if (!(dot < 0 && kdSquared > 0)) return;
+  for (const [name, f] of forget) {
+    const g = kd.get(name);
+    if (g) for (let i = 0; i < f.length; i++) f[i]! -= (dot / kdSquared) * g[i]!;
+  }
+}
+
+/** grads += λ·forget, the forget gradient first freed of its conflict with grads (projectForget) and clipped (forgetGradNorm). */
+function accumulateForget(grads: Map<string, Float32Array>, forget: Map<string, Float32Array>, distillation: number, s: DisposeProblem['settings']): void {
+  if (s.projectForget && distillation > DISTILLATION_NOISE) removeConflict(forget, grads);
+  if (s.forgetGradNorm) clipGlobalNorm(forget, s.forgetGradNorm);
+  accumulateGradients(grads, forget, s.lambda);
 }
 
 export async function ortDisposeStepper({ model, source, graph, layout, head, settings: s }: DisposeProblem): Promise<DisposeStepper> {
@@ -72,8 +96,10 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
       const kd = await engine.distillationGradients(target, initial, { wrt: allNames, temperature: T });
       const grads = new Map(kd.gradients);
       const distillation = kd.loss!;
-      let forget: number;
-      if (s.method === 'gc' || s.method === 'ngc') {
+      let forget = 0;
+      if (!fb) {
+        // a repair step: L_KD alone
+      } else if (s.method === 'gc' || s.method === 'ngc') {
         const size = fb.x.data.length / fb.x.shape[0];
         const chunks = Array.from({ length: s.chunks }, (_, i) => ({
           x: { ...fb.x, shape: [per, ...fb.x.shape.slice(1)], data: (fb.x.data as Float32Array).subarray(i * per * size, (i + 1) * per * size) },
@@ -81,19 +107,19 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         }));
         const gc = await gradientCollisionHost(sourceHeadLosses, chunks, backboneNames, { normalized: s.method === 'ngc' });
         forget = gc.value;
-        if (s.lambda > 0 && !belowFloor(gc.value, s)) accumulateGradients(grads, gc.gradient, s.lambda);
+        if (s.lambda > 0 && !belowFloor(gc.value, s)) accumulateForget(grads, gc.gradient, distillation, s);
       } else {
         // rtf: cross-entropy to random labels; utf: KL(uniform ‖ q) = CE(uniform, q) − log C.
         const targets = rtfLabels ? oneHotTargets(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);
         const fr = await engine.run(fb.x, { training: false, wrt: backboneNames, losses: [{ tensor: SOURCE_LOGITS, targets }] });
         forget = rtfLabels ? fr.loss! : fr.loss! - Math.log(C);
-        if (s.lambda > 0) accumulateGradients(grads, fr.gradients, s.lambda);
+        if (s.lambda > 0) accumulateForget(grads, fr.gradients, distillation, s);
       }
       if (s.maxGradNorm) clipGlobalNorm(grads, s.maxGradNorm);
       engine.applyGradients(grads);
       if (caps) engine.setWeights(cappedNorms(engine.weights(), caps));
       const rate = s.sourceHeadLearningRate ?? 0;
-      if (rate > 0) {
+      if (rate > 0 && fb) {
         const hr = await engine.run(fb.x, { training: false, wrt: [...headNames], losses: [{ tensor: SOURCE_LOGITS, targets: oneHotTargets(fb.y, C) }] });
         const current = engine.weights();
         engine.setWeights(new Map([...hr.gradients].map(([n, g]) => [n, Float32Array.from(current.get(n)!, (w, i) => w - rate * g[i])])));

@@ -38,6 +38,7 @@ import { checkImagesFit } from '../train/fit.js';
 import { cropAndFlip } from '../train/augment.js';
 import { distillationLoss, gradientCollision } from './losses.js';
 import { restrictForget, restrictHead } from './forget-classes.js';
+import { withUnlabelledImages } from '../data/subset.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { buildSourceHead, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
@@ -91,6 +92,27 @@ export interface DisposeSettings {
    */
   maxGradNorm?: number;
   /**
+   * Clip the forget term's gradient alone (before λ) to this global L2 norm (absent: no clip).
+   * Fixed-chunk L_GC runs away below zero and its gradient grows with it; under Adam, which
+   * normalizes the summed gradient, it then drowns L_KD's and λ stops trading the two. Clipped,
+   * the forget push has a bounded size and L_KD's pull grows with the drift until they balance.
+   */
+  forgetGradNorm?: number;
+  /**
+   * Project out of the forget gradient its component against L_KD's gradient when the two
+   * conflict (negative inner product; PCGrad), so the forget step does not raise L_KD to first
+   * order. Not while L_KD ≤ DISTILLATION_NOISE: at M₀ its gradient is rounding noise, and
+   * projecting on a noise direction is arbitrary (and differs between engines). Default false.
+   */
+  projectForget?: boolean;
+  /**
+   * Distil on the forget data's images too (unlabelled: M₀'s outputs are the targets), drawn
+   * with the retain images into one pool. A few retain images cannot hold the target task's
+   * generalization while the forget term moves the backbone; M₀'s outputs on the wider source
+   * images do. Default false.
+   */
+  distilOnForget?: boolean;
+  /**
    * How gc/ngc split the forget batch: 'random' (default; chunks of a shuffled batch), 'class'
    * (each chunk one class, the batch's classes distinct) or 'fixed' (below). With random chunks, E[L_GC] =
    * C(k,2)·(‖μ‖² − tr Σ/(N−1)) over the forget set (μ, Σ: mean and covariance of per-example
@@ -118,6 +140,11 @@ export interface DisposeSettings {
    * at 6 000 steps), a rescaling that lowers PL without changing what the features can do.
    */
   capNorms?: boolean;
+  /**
+   * Distillation-only steps after the `steps` disposal steps (default 0): L_KD against the TL
+   * model M₀ with no forget term, so the target task recovers from what the forget term cost it.
+   */
+  repairSteps?: number;
 }
 
 /**
@@ -170,8 +197,9 @@ export interface DisposeStepper {
   /**
    * One optimizer step of L_KD on the target batch plus λ·(forget term) on the forget batch (split
    * into k chunks for gc/ngc; rtfLabels are the random targets of rtf); returns both terms.
+   * Without a forget batch (repair steps) L_KD alone, and a forget term of 0.
    */
-  step(target: HostTensor, forget: { x: HostTensor; y: Int32Array }, rtfLabels: Int32Array | undefined): Promise<{ distillation: number; forget: number }>;
+  step(target: HostTensor, forget: { x: HostTensor; y: Int32Array } | undefined, rtfLabels: Int32Array | undefined): Promise<{ distillation: number; forget: number }>;
   /** Current weights and BN statistics by initializer name (the model's own only). */
   weights(): Map<string, Float32Array>;
   save(dir: string, key: Record<string, unknown>, position: number, history: DisposeStepRecord[]): Promise<void>;
@@ -203,10 +231,12 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   if (!(s.learningRate > 0)) fail(`learning rate must be > 0, got ${s.learningRate}`);
   if (!(s.temperature > 0)) fail(`temperature must be > 0, got ${s.temperature}`);
   if (s.maxGradNorm !== undefined && !(s.maxGradNorm > 0 && Number.isFinite(s.maxGradNorm))) fail(`max gradient norm must be a finite number > 0, got ${s.maxGradNorm}`);
+  if (s.forgetGradNorm !== undefined && !(s.forgetGradNorm > 0 && Number.isFinite(s.forgetGradNorm))) fail(`forget gradient norm must be a finite number > 0, got ${s.forgetGradNorm}`);
   if (s.optimizer !== undefined && !['adam', 'sgd', 'momentum'].includes(s.optimizer)) fail(`optimizer must be adam, sgd or momentum, got '${String(s.optimizer)}'`);
   if (s.sourceHeadLearningRate !== undefined && !(Number.isFinite(s.sourceHeadLearningRate) && s.sourceHeadLearningRate >= 0)) {
     fail(`source head learning rate must be a finite number ≥ 0, got ${s.sourceHeadLearningRate}`);
   }
+  if (s.repairSteps !== undefined && !(Number.isInteger(s.repairSteps) && s.repairSteps >= 0)) fail(`repair steps must be an integer ≥ 0, got ${s.repairSteps}`);
   if (s.collisionFloor !== undefined && !Number.isFinite(s.collisionFloor)) fail(`collision floor must be a finite number, got ${s.collisionFloor}`);
   if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
@@ -272,31 +302,32 @@ export async function disposeModel(
         run.progress?.onResume?.(start);
       }
     }
-    run.progress?.onStart?.(s.steps, head);
+    const total = s.steps + (s.repairSteps ?? 0);
+    run.progress?.onStart?.(total, head);
 
-    const retain = new StepSampler(data.retain, s.batchSize, s.seed);
+    const retain = new StepSampler(s.distilOnForget ? withUnlabelledImages(data.retain, data.forget) : data.retain, s.batchSize, s.seed);
     const forget = collision && s.chunking === 'class'
       ? new ClassChunkSampler(data.forget, s.chunks, s.forgetBatchSize / s.chunks, s.seed + 1)
       : collision && s.chunking === 'fixed'
         ? new FixedBatchSampler(data.forget, s.forgetBatchSize, s.seed + 1)
         : new StepSampler(data.forget, s.forgetBatchSize, s.seed + 1);
     const every = run.checkpointEvery ?? 50;
-    for (let step = start; step < s.steps; step++) {
-      const fb = forget.batch(step);
+    for (let step = start; step < total; step++) {
+      const fb = step < s.steps ? forget.batch(step) : undefined;
       const rng = new Random((s.seed * 7919 + step * 104_729 + 3) >>> 0);
       const tb = retain.batch(step);
       if (s.retainAugment) tb.x = cropAndFlip(tb.x, new Random((s.seed * 7919 + step * 104_729 + 5) >>> 0));
-      const rtfLabels = s.method === 'rtf' ? Int32Array.from(fb.y, () => rng.int(head!.classes)) : undefined;
+      const rtfLabels = fb && s.method === 'rtf' ? Int32Array.from(fb.y, () => rng.int(head!.classes)) : undefined;
       const terms = await stepper.step(tb.x, fb, rtfLabels);
       const record: DisposeStepRecord = { step: step + 1, distillation: terms.distillation, forget: terms.forget, loss: terms.distillation + s.lambda * terms.forget };
       if (!Number.isFinite(record.loss)) throw new HardenError(`dispose: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate or lambda`);
       history.push(record);
       run.progress?.onStep?.(record);
-      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === s.steps)) await stepper.save(run.checkpointDir, key, step + 1, history);
+      if (run.checkpointDir && ((step + 1) % every === 0 || step + 1 === total)) await stepper.save(run.checkpointDir, key, step + 1, history);
     }
     const weights = stepper.weights();
     for (const [name, w] of weights) {
-      if (w.some((v) => !Number.isFinite(v))) throw new HardenError(`dispose: diverged: weight '${name}' is not finite after step ${s.steps}; lower the learning rate or lambda`);
+      if (w.some((v) => !Number.isFinite(v))) throw new HardenError(`dispose: diverged: weight '${name}' is not finite after step ${total}; lower the learning rate or lambda`);
     }
     return { proto: finish(model, weights, s, history, head), history };
   } finally {
@@ -335,13 +366,16 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       const values = tf.tidy(() => {
         const xt = feed(target);
         const teacherLogits = teacher.run(xt).outputs.get(outputName)! as tf.Tensor2D;
-        const xs = feed(fb.x)[inputName];
         const kdLoss = () => distillationLoss(graph.run(xt).outputs.get(outputName)! as tf.Tensor2D, teacherLogits, s.temperature);
         const kd = tf.variableGrads(kdLoss, allVars);
         const grads: Record<string, tf.Tensor> = kd.grads;
-        let forgetValue: tf.Scalar;
-        let forgetGrads: (tf.Tensor | undefined)[];
-        if (s.method === 'gc' || s.method === 'ngc') {
+        let forgetValue: tf.Scalar = tf.scalar(0);
+        let forgetGrads: (tf.Tensor | undefined)[] = [];
+        // Without a forget batch (a repair step): L_KD alone.
+        const xs = fb ? feed(fb.x)[inputName] : undefined;
+        if (!fb || !xs) {
+          // nothing to forget
+        } else if (s.method === 'gc' || s.method === 'ngc') {
           const xChunks = tf.split(xs, s.chunks, 0);
           const yChunks = Array.from({ length: s.chunks }, (_, i) => tf.tensor1d(fb.y.subarray(i * per, (i + 1) * per), 'int32'));
           const perChunkLoss = (ps: tf.Tensor[], i: number): tf.Scalar =>
@@ -364,10 +398,16 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
           forgetValue = fg.value;
           forgetGrads = backboneVars.map((v) => fg.grads[v.name]);
         }
-        if (s.lambda > 0) {
+        if (s.projectForget && kd.value.dataSync()[0]! > DISTILLATION_NOISE) forgetGrads = withoutConflict(forgetGrads, backboneVars.map((v) => grads[v.name]));
+        if (s.lambda > 0 && forgetGrads.some((g) => g)) {
+          let weight: tf.Tensor | number = s.lambda;
+          if (s.forgetGradNorm) {
+            const norm = tf.sqrt(tf.addN(forgetGrads.filter((g): g is tf.Tensor => !!g).map((g) => tf.sum(tf.square(g)))));
+            weight = tf.mul(s.lambda, tf.minimum(1, tf.div(s.forgetGradNorm, norm)));
+          }
           backboneVars.forEach((v, p) => {
             const g = forgetGrads[p];
-            if (g) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(g, s.lambda));
+            if (g) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(g, weight));
           });
         }
         if (s.maxGradNorm) {
@@ -383,7 +423,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       const [distillation, forget] = await Promise.all(values.map(async (t) => (await t.data())[0]!));
       tf.dispose(values);
       const rate = s.sourceHeadLearningRate ?? 0;
-      if (rate > 0) {
+      if (rate > 0 && fb) {
         tf.tidy(() => {
           const y = tf.tensor1d(fb.y, 'int32');
           const features = graph.run(feed(fb.x), { outputs: [featureTensor] }).outputs.get(featureTensor)!;
@@ -414,6 +454,22 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       tf.dispose([headWeight, headBias]);
     },
   };
+}
+
+/** L_KD up to which M counts as M₀ (its gradient rounding noise) for settings.projectForget. */
+export const DISTILLATION_NOISE = 1e-7;
+
+/**
+ * settings.projectForget on tfjs: `forget` less its projection on `kd` where their inner product
+ * (over the tensors both have) is negative. Call inside tf.tidy.
+ */
+export function withoutConflict(forget: (tf.Tensor | undefined)[], kd: (tf.Tensor | undefined)[]): (tf.Tensor | undefined)[] {
+  const both = forget.flatMap((f, p) => (f && kd[p] ? [[f, kd[p]!] as const] : []));
+  if (!both.length) return forget;
+  const dot = tf.addN(both.map(([f, g]) => tf.sum(tf.mul(f, g))));
+  const kdSquared = tf.addN(both.map(([, g]) => tf.sum(tf.square(g))));
+  const coefficient = tf.where(tf.logicalAnd(tf.less(dot, 0), tf.greater(kdSquared, 0)), tf.div(dot, tf.maximum(kdSquared, 1e-30)), tf.zerosLike(dot));
+  return forget.map((f, p) => (f && kd[p] ? tf.sub(f, tf.mul(coefficient, kd[p]!)) : f));
 }
 
 /** Whether a collision value lies under settings.collisionFloor (the step then has no forget gradient). */

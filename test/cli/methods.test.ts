@@ -45,6 +45,16 @@ describe('harden dispose', () => {
     expect(JSON.parse(harden('inspect', '--json', tfjsOut).stdout).harden.settings.engine).toBe('tfjs');
   });
 
+  it('passes the forget-gradient clip, projection, distillation on the forget images and repair steps through', () => {
+    const out = path.join(dir, 'disposed-clipped.onnx');
+    const r = harden('dispose', MNIST_MODEL, '--retain', 'mnist:split=train,limit=64', '--forget', 'fashion-mnist:split=train,per-class=8', '--chunking', 'fixed',
+      '--steps', '2', '--repair-steps', '1', '--forget-grad-norm', '30', '--project-forget', '--distil-on-forget', '--batch-size', '16', '--forget-batch-size', '16', '--json', '-o', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).steps).toBe(3);
+    const settings = JSON.parse(harden('inspect', '--json', out).stdout).harden.settings;
+    expect(settings).toMatchObject({ forgetGradNorm: 30, projectForget: true, distilOnForget: true, repairSteps: 1, chunking: 'fixed' });
+  });
+
   it('bad settings are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
     const base = ['dispose', MNIST_MODEL, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:per-class=4', '-o', out];
@@ -53,6 +63,8 @@ describe('harden dispose', () => {
     expectOneLineError(harden(...base, '--forget-params', 'nothing', '--steps', '1'), 2, /no backbone parameter starts with 'nothing'/);
     expectOneLineError(harden(...base, '--source-head-lr', '-1'), 2, /source head learning rate/);
     expectOneLineError(harden(...base, '--collision-floor', 'low'), 2, /collision floor must be a finite number, got NaN/);
+    expectOneLineError(harden(...base, '--forget-grad-norm', '0'), 2, /forget gradient norm must be a finite number > 0, got 0/);
+    expectOneLineError(harden(...base, '--repair-steps', '-1'), 2, /repair steps must be an integer ≥ 0, got -1/);
     expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);
     expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), 2, /backbone does not match|images|\[/);
   });

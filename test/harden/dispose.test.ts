@@ -14,7 +14,8 @@ import { readHardenRecord } from '../../src/export/export.js';
 import type { Dataset } from '../../src/data/types.js';
 import { tinyNet, synthetic, trainTiny } from '../helpers/tiny.js';
 import { gradientCollision } from '../../src/harden/losses.js';
-import { disposeModel, type DisposeSettings } from '../../src/harden/dispose.js';
+import { disposeModel, withoutConflict, type DisposeSettings } from '../../src/harden/dispose.js';
+import { removeConflict } from '../../src/harden/dispose-ort.js';
 import { fitLinearProbe, sourceHeadFromModel, type SourceHead } from '../../src/harden/source-head.js';
 
 // Disposal on tinyNet (test/helpers/tiny.ts): target task 'halves' (2 classes), source task 'quadrants' (4).
@@ -297,6 +298,42 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(clipped).toBeCloseTo(0.1 * 0.01, 5);
   });
 
+  it('forgetGradNorm clips the forget gradient alone, before λ (exact under sgd at M₀)', async () => {
+    const delta = (p: ModelProto) => {
+      const before = initializerMap(model.proto);
+      let sum = 0;
+      for (const [name, t] of initializerMap(p)) {
+        const a = hostToFloat32(t), b = hostToFloat32(before.get(name)!);
+        for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;
+      }
+      return Math.sqrt(sum);
+    };
+    // At M₀ the distillation gradient is ~0: one sgd step moves the weights by lr·λ·clip(∇L_GC).
+    const step = (s: Partial<DisposeSettings>) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 1, optimizer: 'sgd', learningRate: 0.1, ...s });
+    expect(delta((await step({ lambda: 1, forgetGradNorm: 0.01 })).proto)).toBeCloseTo(0.1 * 0.01, 5);
+    expect(delta((await step({ lambda: 2, forgetGradNorm: 0.01 })).proto)).toBeCloseTo(0.1 * 2 * 0.01, 5);
+    expect(delta((await step({ lambda: 1, forgetGradNorm: 1e6 })).proto)).toBeCloseTo(delta((await step({ lambda: 1 })).proto), 6);
+  });
+
+  it('repair steps distil only: the same weights as λ = 0 steps, with a forget term of 0', async () => {
+    const weights = (p: ModelProto) => [...initializerMap(p)].map(([n, t]) => [n, Array.from(hostToFloat32(t))]);
+    const repaired = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, lambda: 0, steps: 1, repairSteps: 2 });
+    const kdOnly = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, lambda: 0, steps: 3 });
+    expect(weights(repaired.proto)).toEqual(weights(kdOnly.proto));
+    expect(repaired.history.map((r) => r.step)).toEqual([1, 2, 3]);
+    expect(repaired.history.slice(1).map((r) => r.forget)).toEqual([0, 0]);
+    expect(repaired.history[0]!.forget).not.toBe(0);
+    const disposed = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 1, repairSteps: 2 });
+    expect(weights(disposed.proto)).not.toEqual(weights(repaired.proto));
+  });
+
+  it('distils on the forget images too when asked (deterministically)', async () => {
+    const run = (distilOnForget: boolean) => disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, lambda: 0, steps: 4, distilOnForget });
+    const [plain, wide, again] = await Promise.all([run(false), run(true), run(true)]);
+    expect(wide.history.slice(1).some((r, i) => Math.abs(r.distillation - plain.history[i + 1]!.distillation) > 1e-7)).toBe(true);
+    expect(again.history).toEqual(wide.history);
+  });
+
   it('is deterministic for a seed', async () => {
     const a = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 5 });
     const b = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 5 });
@@ -336,6 +373,38 @@ describe('disposeModel', () => {
     }
   });
 
+  it('the two engines agree over steps with the forget gradient projected and clipped', async () => {
+    const s = { ...base, steps: 3, optimizer: 'sgd' as const, learningRate: 0.05, projectForget: true, forgetGradNorm: 0.5 };
+    const weights = async (extra: Partial<DisposeSettings>) =>
+      Promise.all((['tfjs', 'ort'] as const).map(async (engine) => initializerMap((await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...s, ...extra, engine })).proto)));
+    const gap = (a: ReturnType<typeof initializerMap>, b: ReturnType<typeof initializerMap>) => {
+      let worst = 0;
+      for (const [n, t] of a) {
+        const x = hostToFloat32(t), y = hostToFloat32(b.get(n)!);
+        for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+      }
+      return worst;
+    };
+    const [tfjsOn, ortOn] = await weights({});
+    const [tfjsOff] = await weights({ projectForget: false });
+    expect(gap(tfjsOn, ortOn)).toBeLessThan(1e-4);
+    // The projection acts here (so the agreement above covers it).
+    expect(gap(tfjsOn, tfjsOff)).toBeGreaterThan(1e-3);
+  });
+
+  it('removes the conflict of the forget gradient with distillation\'s (hand-computed), on host and tfjs', () => {
+    // f = (1, 0), g = (−1, 1): ⟨f, g⟩ = −1, ‖g‖² = 2, f − (⟨f, g⟩/‖g‖²)·g = (0.5, 0.5), orthogonal to g.
+    const f = new Map([['a', Float32Array.of(1)], ['b', Float32Array.of(0)], ['only-forget', Float32Array.of(3)]]);
+    removeConflict(f, new Map([['a', Float32Array.of(-1)], ['b', Float32Array.of(1)]]));
+    expect([...f.values()].map((v) => v[0])).toEqual([0.5, 0.5, 3]);
+    // No conflict (⟨f, g⟩ ≥ 0): unchanged.
+    const g = new Map([['a', Float32Array.of(1)], ['b', Float32Array.of(2)]]);
+    removeConflict(g, new Map([['a', Float32Array.of(1)], ['b', Float32Array.of(0)]]));
+    expect([...g.values()].map((v) => v[0])).toEqual([1, 2]);
+    const t = tf.tidy(() => withoutConflict([tf.tensor1d([1]), tf.tensor1d([0]), tf.tensor1d([3])], [tf.tensor1d([-1]), tf.tensor1d([1]), undefined]).map((x) => x!.dataSync()[0]));
+    expect(t).toEqual([0.5, 0.5, 3]);
+  });
+
   it('rejects bad settings and data with one-line HardenErrors', async () => {
     const run = (s: Partial<DisposeSettings>, d = { retain, forget }) => disposeModel(model, 'tiny.onnx', d, { ...base, ...s });
     expect((await errorOf(run({ lambda: -1 }))).message).toMatch(/lambda/);
@@ -345,6 +414,8 @@ describe('disposeModel', () => {
     expect((await errorOf(run({ optimizer: 'rmsprop' as 'sgd' }))).message).toMatch(/optimizer must be adam, sgd or momentum, got 'rmsprop'/);
     expect((await errorOf(run({ forgetBatchSize: 10 }))).message).toMatch(/multiple of chunks/);
     expect((await errorOf(run({ collisionFloor: Number.NaN }))).message).toMatch(/collision floor must be a finite number, got NaN/);
+    expect((await errorOf(run({ forgetGradNorm: -1 }))).message).toMatch(/forget gradient norm must be a finite number > 0, got -1/);
+    expect((await errorOf(run({ repairSteps: 1.5 }))).message).toMatch(/repair steps must be an integer ≥ 0, got 1.5/);
     const empty: Dataset = { ...forget, images: new Float32Array(0), labels: new Int32Array(0) };
     expect((await errorOf(run({}, { retain, forget: empty }))).message).toMatch(/empty/);
     expect((await errorOf(run({}, { retain: { ...empty, name: 'r' }, forget }))).message).toMatch(/empty/);
