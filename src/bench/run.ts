@@ -18,6 +18,7 @@ import { gradientCollisionHost } from '../harden/gradient-collision-host.js';
 import { crossEntropy } from '../engine/tfjs-engine.js';
 import { findClassifierHead } from '../import/head.js';
 import { benchAttacks } from './attacks.js';
+import { measurePytorch, type PytorchTimes } from './pytorch.js';
 
 /**
  * `npm run bench`: per fixture model and tfjs backend, import / forward / train-step times and
@@ -45,7 +46,7 @@ async function timeIt(reps: number, f: () => Promise<unknown> | unknown): Promis
   return Number(times[Math.floor(times.length / 2)].toFixed(2));
 }
 
-function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; ort: boolean; attacks: boolean; kernelBackends: BackendName[] } {
+function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number; models: string[]; kernels: boolean; data: boolean; gc: boolean; ort: boolean; pytorch: boolean; attacks: boolean; kernelBackends: BackendName[] } {
   const args = process.argv.slice(2);
   const get = (flag: string) => {
     const i = args.indexOf(flag);
@@ -60,6 +61,7 @@ function parseArgs(): { backends: BackendName[]; reps: number; leakSteps: number
     data: !args.includes('--no-data'),
     gc: !args.includes('--no-gc'),
     ort: !args.includes('--no-ort'),
+    pytorch: !args.includes('--no-pytorch'),
     attacks: !args.includes('--no-attacks'),
     // tfjs's native cpu filter gradient takes ~30 s per ResNet-size call: opt in with --kernel-backends wasm,cpu.
     kernelBackends: (get('--kernel-backends') ?? 'wasm').split(',') as BackendName[],
@@ -97,14 +99,17 @@ async function benchModel(name: string, batch: number, backend: BackendName, rep
 /**
  * The ort engine (training graphs on onnxruntime): train step (Adam) and Gradient Collision
  * step (k = 4, exact HVPs: src/harden/gradient-collision-host.ts) per fixture model, and
- * resident memory before and after `memorySteps` further steps on LeNet-5. PyTorch 1.13 CPU,
- * 2 threads, this machine: 14.5 / 46.6 / 32.1 ms (LeNet-5 B=128, ResNet-8 and VGG-ish B=64)
- * per train step, 58 / 461 / 262 ms per GC step.
+ * resident memory before and after `memorySteps` further steps on LeNet-5. Ratios are against
+ * PyTorch CPU measured in the same run when torch is installed (`pytorch`), else against the
+ * issue's figures (PyTorch 1.13, 2 threads, this machine: 14.5 / 46.6 / 32.1 ms per train step
+ * for LeNet-5 B=128, ResNet-8 and VGG-ish B=64; 58 / 461 / 262 ms per GC step).
  */
-async function benchOrtEngine(reps: number, memorySteps: number) {
+async function benchOrtEngine(reps: number, memorySteps: number, pytorch: Record<string, PytorchTimes> | undefined) {
   const out = [];
   const pytorchGc: Record<string, number> = { lenet5_mnist: 58, resnet8_bn: 461, vggish_bn: 262 };
-  for (const [name, batch, pytorchMs] of [['lenet5_mnist', 128, 14.5], ['resnet8_bn', 64, 46.6], ['vggish_bn', 64, 32.1], ['mobilemini_dw', 64, undefined]] as const) {
+  for (const [name, batch, pytorchFixedMs] of [['lenet5_mnist', 128, 14.5], ['resnet8_bn', 64, 46.6], ['vggish_bn', 64, 32.1], ['mobilemini_dw', 64, undefined]] as const) {
+    const pytorchMs = pytorch?.[name]?.trainMs ?? pytorchFixedMs;
+    const pytorchGcMs = pytorch?.[name]?.gcMs ?? pytorchGc[name];
     const file = path.join(ROOT, 'test', 'fixtures', 'onnx', `${name}.onnx`);
     const model = await loadModel(file);
     const engine = new OrtTrainable(model, file);
@@ -128,7 +133,8 @@ async function benchOrtEngine(reps: number, memorySteps: number) {
     const ratio = (ms: number, ref: number | undefined) => (ref ? Number((ms / ref).toFixed(2)) : undefined);
     out.push({
       model: name, engine: 'ort', batch, trainStepMs, pytorchTrainMs: pytorchMs, trainVsPytorch: ratio(trainStepMs, pytorchMs),
-      gcChunks: 4, gcStepMs, pytorchGcMs: pytorchGc[name], gcVsPytorch: ratio(gcStepMs, pytorchGc[name]), memory,
+      gcChunks: 4, gcStepMs, pytorchGcMs, gcVsPytorch: ratio(gcStepMs, pytorchGcMs), memory,
+      pytorchSource: pytorch?.[name] ? 'measured in this run (scripts/pytorch-bench)' : 'the issue\'s fixed figures (no torch installed)',
     });
   }
   return out;
@@ -239,7 +245,8 @@ async function main(): Promise<void> {
   }
   const data = opts.data ? await benchData() : undefined;
   const training = opts.data ? await benchTrainThroughput(opts.backends[0], opts.reps) : undefined;
-  const ortEngine = opts.ort ? await benchOrtEngine(opts.reps, 1000) : undefined;
+  if (opts.ort && opts.pytorch) process.stderr.write('bench PyTorch CPU reference (scripts/pytorch-bench, when torch is installed)...\n');
+  const ortEngine = opts.ort ? await benchOrtEngine(opts.reps, 1000, opts.pytorch ? measurePytorch(ROOT) : undefined) : undefined;
   const attacks = opts.attacks ? await benchAttacks(ROOT, [1, (await import('node:os')).cpus().length]) : undefined;
   const gradientCollisionStep = opts.gc ? await benchGc(opts.backends[0], opts.reps) : undefined;
   // Conv weight/input gradients: tfjs's native kernels against Harden's forward-conv ones.
