@@ -21,5 +21,7 @@ export function measurePytorch(root: string): Record<string, PytorchTimes> | und
   if (dump.status !== 0) throw new Error(`scripts/pytorch-bench/dump.mjs failed: ${dump.stderr.trim().split('\n').at(-1)}`);
   const run = spawnSync(python, [path.join(root, 'scripts', 'pytorch-bench', 'bench.py')], { cwd: root, encoding: 'utf8', timeout: 900_000 });
   if (run.status !== 0) throw new Error(`scripts/pytorch-bench/bench.py failed: ${(run.stderr || String(run.error)).trim().split('\n').at(-1)}`);
-  return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, PytorchTimes>;
+  const last = run.stdout.trim().split('\n').at(-1) ?? '';
+  if (!last.startsWith('{')) throw new Error(`scripts/pytorch-bench/bench.py printed no JSON line (last line: '${last.slice(0, 80)}')`);
+  return JSON.parse(last) as Record<string, PytorchTimes>;
 }

@@ -251,7 +251,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('project-forget', { type: 'boolean', default: false, describe: 'Remove from the forget gradient its component against the distillation gradient when the two conflict (PCGrad)' })
           .option('distil-on-forget', { type: 'boolean', default: false, describe: 'Distil on the forget data\'s images too (the input model\'s outputs on them are the targets; no labels used)' })
           .option('steps', { type: 'number', default: DISPOSE.steps })
-          .option('repair-steps', { type: 'number', default: 0, describe: 'Distillation-only steps after the disposal steps' })
+          .option('repair-steps', { type: 'number', describe: 'Distillation-only steps after the disposal steps (default 0)' })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
           .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
@@ -289,7 +289,7 @@ export async function main(argv: string[]): Promise<number> {
             ...(args['forget-grad-norm'] !== undefined ? { forgetGradNorm: args['forget-grad-norm'] } : {}),
             ...(args['project-forget'] ? { projectForget: true } : {}),
             ...(args['distil-on-forget'] ? { distilOnForget: true } : {}),
-            ...(args['repair-steps'] ? { repairSteps: args['repair-steps'] } : {}),
+            ...(args['repair-steps'] !== undefined ? { repairSteps: args['repair-steps'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
             ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
           },

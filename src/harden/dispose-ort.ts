@@ -14,7 +14,7 @@ import { makeTensorProto, type HostTensor } from '../onnx/tensor.js';
 import { openArraysCheckpoint, saveArraysCheckpoint } from '../train/step-checkpoint.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { gradientCollisionHost, type FirstOrderEngine } from './gradient-collision-host.js';
-import { DISTILLATION_NOISE, HEAD_STATE, belowFloor, cappedNorms, normCaps, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
+import { HEAD_STATE, belowFloor, cappedNorms, normCaps, parameterSplit, type DisposeProblem, type DisposeStepRecord, type DisposeStepper } from './dispose.js';
 
 const HEAD_PREFIX = 'harden_source_head/';
 const SOURCE_LOGITS = `${HEAD_PREFIX}logits`;
@@ -56,8 +56,8 @@ export function removeConflict(forget: Map<string, Float32Array>, kd: Map<string
 }
 
 /** grads += λ·forget, the forget gradient first freed of its conflict with grads (projectForget) and clipped (forgetGradNorm). */
-function accumulateForget(grads: Map<string, Float32Array>, forget: Map<string, Float32Array>, distillation: number, s: DisposeProblem['settings']): void {
-  if (s.projectForget && distillation > DISTILLATION_NOISE) removeConflict(forget, grads);
+function accumulateForget(grads: Map<string, Float32Array>, forget: Map<string, Float32Array>, atStart: boolean, s: DisposeProblem['settings']): void {
+  if (s.projectForget && !atStart) removeConflict(forget, grads);
   if (s.forgetGradNorm) clipGlobalNorm(forget, s.forgetGradNorm);
   accumulateGradients(grads, forget, s.lambda);
 }
@@ -92,7 +92,7 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
   };
 
   return {
-    async step(target: HostTensor, fb, rtfLabels) {
+    async step(target: HostTensor, fb, rtfLabels, atStart) {
       const kd = await engine.distillationGradients(target, initial, { wrt: allNames, temperature: T });
       const grads = new Map(kd.gradients);
       const distillation = kd.loss!;
@@ -107,13 +107,13 @@ export async function ortDisposeStepper({ model, source, graph, layout, head, se
         }));
         const gc = await gradientCollisionHost(sourceHeadLosses, chunks, backboneNames, { normalized: s.method === 'ngc' });
         forget = gc.value;
-        if (s.lambda > 0 && !belowFloor(gc.value, s)) accumulateForget(grads, gc.gradient, distillation, s);
+        if (s.lambda > 0 && !belowFloor(gc.value, s)) accumulateForget(grads, gc.gradient, atStart, s);
       } else {
         // rtf: cross-entropy to random labels; utf: KL(uniform ‖ q) = CE(uniform, q) − log C.
         const targets = rtfLabels ? oneHotTargets(rtfLabels, C) : new Float32Array(fb.y.length * C).fill(1 / C);
         const fr = await engine.run(fb.x, { training: false, wrt: backboneNames, losses: [{ tensor: SOURCE_LOGITS, targets }] });
         forget = rtfLabels ? fr.loss! : fr.loss! - Math.log(C);
-        if (s.lambda > 0) accumulateForget(grads, fr.gradients, distillation, s);
+        if (s.lambda > 0) accumulateForget(grads, fr.gradients, atStart, s);
       }
       if (s.maxGradNorm) clipGlobalNorm(grads, s.maxGradNorm);
       engine.applyGradients(grads);

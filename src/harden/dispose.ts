@@ -16,6 +16,10 @@
  * gradients would then depend on chunk composition through BN), and the stored statistics of M
  * are kept as they are.
  *
+ * Options change the step from the plain gradient of L: the forget gradient can be freed of its
+ * conflict with L_KD's (projectForget) and clipped (forgetGradNorm) before λ; L_KD can be taken
+ * over the forget images too (distilOnForget); and repairSteps distillation-only steps can follow.
+ *
  * The steps run on either training engine (settings.engine; see dispose-ort.ts for ort): the
  * loop, samplers, random labels, checkpoints and the record are shared.
  */
@@ -100,9 +104,9 @@ export interface DisposeSettings {
   forgetGradNorm?: number;
   /**
    * Project out of the forget gradient its component against L_KD's gradient when the two
-   * conflict (negative inner product; PCGrad), so the forget step does not raise L_KD to first
-   * order. Not while L_KD ≤ DISTILLATION_NOISE: at M₀ its gradient is rounding noise, and
-   * projecting on a noise direction is arbitrary (and differs between engines). Default false.
+   * conflict (negative inner product; PCGrad), so that, before the optimizer's own scaling, the
+   * forget step does not raise L_KD to first order. Not on the first step: at M₀ L_KD's gradient
+   * is rounding noise, whose direction is arbitrary (and differs between engines). Default false.
    */
   projectForget?: boolean;
   /**
@@ -197,9 +201,10 @@ export interface DisposeStepper {
   /**
    * One optimizer step of L_KD on the target batch plus λ·(forget term) on the forget batch (split
    * into k chunks for gc/ngc; rtfLabels are the random targets of rtf); returns both terms.
-   * Without a forget batch (repair steps) L_KD alone, and a forget term of 0.
+   * Without a forget batch (repair steps) L_KD alone, and a forget term of 0. `atStart`: the
+   * weights are still M₀'s (the run's first step), where L_KD's gradient is rounding noise.
    */
-  step(target: HostTensor, forget: { x: HostTensor; y: Int32Array } | undefined, rtfLabels: Int32Array | undefined): Promise<{ distillation: number; forget: number }>;
+  step(target: HostTensor, forget: { x: HostTensor; y: Int32Array } | undefined, rtfLabels: Int32Array | undefined, atStart: boolean): Promise<{ distillation: number; forget: number }>;
   /** Current weights and BN statistics by initializer name (the model's own only). */
   weights(): Map<string, Float32Array>;
   save(dir: string, key: Record<string, unknown>, position: number, history: DisposeStepRecord[]): Promise<void>;
@@ -283,7 +288,7 @@ export async function disposeModel(
     checkImagesFit(graph, data.forget, 'forget data');
     const layout = targetLayout(graph);
     // 'none' (and zero steps): the model exactly as given.
-    if (s.method === 'none' || s.steps === 0) return { proto: cloneModel(model.proto), history: [] };
+    if (s.method === 'none' || s.steps + (s.repairSteps ?? 0) === 0) return { proto: cloneModel(model.proto), history: [] };
 
     // H_s on the original backbone (before any checkpoint is restored, so resume rebuilds the same one).
     head = await buildSourceHead(graph, data.forget, { sourceModel: s.sourceModel, probe: { seed: s.seed, ...s.probe } });
@@ -318,7 +323,7 @@ export async function disposeModel(
       const tb = retain.batch(step);
       if (s.retainAugment) tb.x = cropAndFlip(tb.x, new Random((s.seed * 7919 + step * 104_729 + 5) >>> 0));
       const rtfLabels = fb && s.method === 'rtf' ? Int32Array.from(fb.y, () => rng.int(head!.classes)) : undefined;
-      const terms = await stepper.step(tb.x, fb, rtfLabels);
+      const terms = await stepper.step(tb.x, fb, rtfLabels, step === 0);
       const record: DisposeStepRecord = { step: step + 1, distillation: terms.distillation, forget: terms.forget, loss: terms.distillation + s.lambda * terms.forget };
       if (!Number.isFinite(record.loss)) throw new HardenError(`dispose: diverged at step ${step + 1} (loss ${record.loss}); lower the learning rate or lambda`);
       history.push(record);
@@ -362,7 +367,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
     [`${HEAD_STATE}bias`, { shape: headBias.shape, data: (await headBias.data()) as Float32Array }],
   ]);
   return {
-    async step(target, fb, rtfLabels) {
+    async step(target, fb, rtfLabels, atStart) {
       const values = tf.tidy(() => {
         const xt = feed(target);
         const teacherLogits = teacher.run(xt).outputs.get(outputName)! as tf.Tensor2D;
@@ -374,7 +379,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
         // Without a forget batch (a repair step): L_KD alone.
         const xs = fb ? feed(fb.x)[inputName] : undefined;
         if (!fb || !xs) {
-          // nothing to forget
+          // nothing to forget (xs is defined whenever fb is; the check narrows both)
         } else if (s.method === 'gc' || s.method === 'ngc') {
           const xChunks = tf.split(xs, s.chunks, 0);
           const yChunks = Array.from({ length: s.chunks }, (_, i) => tf.tensor1d(fb.y.subarray(i * per, (i + 1) * per), 'int32'));
@@ -398,7 +403,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
           forgetValue = fg.value;
           forgetGrads = backboneVars.map((v) => fg.grads[v.name]);
         }
-        if (s.projectForget && kd.value.dataSync()[0]! > DISTILLATION_NOISE) forgetGrads = withoutConflict(forgetGrads, backboneVars.map((v) => grads[v.name]));
+        if (s.projectForget && !atStart) forgetGrads = withoutConflict(forgetGrads, backboneVars.map((v) => grads[v.name]));
         if (s.lambda > 0 && forgetGrads.some((g) => g)) {
           let weight: tf.Tensor | number = s.lambda;
           if (s.forgetGradNorm) {
@@ -455,9 +460,6 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
     },
   };
 }
-
-/** L_KD up to which M counts as M₀ (its gradient rounding noise) for settings.projectForget. */
-export const DISTILLATION_NOISE = 1e-7;
 
 /**
  * settings.projectForget on tfjs: `forget` less its projection on `kd` where their inner product
@@ -522,6 +524,8 @@ function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: Dispose
   const proto = withWeights(model, weights);
   const first = history[0];
   const last = history.at(-1);
+  // Repair steps record a forget term of 0: the last one measured is the last disposal step's.
+  const lastForget = history[Math.min(history.length, s.steps) - 1];
   const record: HardenRecord = {
     version: HARDEN_VERSION,
     operation: 'dispose',
@@ -529,7 +533,7 @@ function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: Dispose
     figures: {
       steps: history.length,
       sourceHead: head.origin,
-      ...(first && last ? { distillation: [first.distillation, last.distillation], forget: [first.forget, last.forget] } : {}),
+      ...(first && last ? { distillation: [first.distillation, last.distillation], forget: [first.forget, lastForget?.forget ?? first.forget] } : {}),
     },
   };
   setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify(record));

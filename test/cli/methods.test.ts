@@ -65,6 +65,7 @@ describe('harden dispose', () => {
     expectOneLineError(harden(...base, '--collision-floor', 'low'), 2, /collision floor must be a finite number, got NaN/);
     expectOneLineError(harden(...base, '--forget-grad-norm', '0'), 2, /forget gradient norm must be a finite number > 0, got 0/);
     expectOneLineError(harden(...base, '--repair-steps', '-1'), 2, /repair steps must be an integer ≥ 0, got -1/);
+    expectOneLineError(harden(...base, '--repair-steps', 'many'), 2, /repair steps must be an integer ≥ 0, got NaN/);
     expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);
     expectOneLineError(harden(...base, '--source-model', path.join(ROOT, 'test', 'fixtures', 'onnx', 'resnet8_bn.onnx')), 2, /backbone does not match|images|\[/);
   });
