@@ -318,6 +318,8 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     expect(repaired.history.map((r) => r.step)).toEqual([1, 2, 3]);
     expect(repaired.history.slice(1).map((r) => r.forget)).toEqual([0, 0]);
     expect(repaired.history[0]!.forget).not.toBe(0);
+    const repairOnly = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 0, repairSteps: 2 });
+    expect(repairOnly.history.map((r) => r.forget)).toEqual([0, 0]);
     const disposed = await disposeModel(model, 'tiny.onnx', { retain, forget }, { ...base, steps: 1, repairSteps: 2 });
     expect(weights(disposed.proto)).not.toEqual(weights(repaired.proto));
   });
