@@ -54,7 +54,7 @@ const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(a
 const RETAIN_AUGMENT = process.argv.includes('--retain-augment');
 /** Keep each θ weight tensor's norm at most its norm in the TL model. */
 const CAP_NORMS = process.argv.includes('--cap-norms');
-/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; 0: none). */
+/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; absent: none). */
 const FORGET_GRAD_NORM = arg('forget-grad-norm', '') === '' ? undefined : Number(arg('forget-grad-norm', ''));
 /** Project the forget gradient off its conflict with L_KD's (DisposeSettings.projectForget). */
 const PROJECT_FORGET = process.argv.includes('--project-forget');

@@ -376,12 +376,10 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
         const grads: Record<string, tf.Tensor> = kd.grads;
         let forgetValue: tf.Scalar = tf.scalar(0);
         let forgetGrads: (tf.Tensor | undefined)[] = [];
-        // Without a forget batch (a repair step): L_KD alone.
-        const xs = fb ? feed(fb.x)[inputName] : undefined;
-        if (!fb || !xs) {
-          // nothing to forget (xs is defined whenever fb is; the check narrows both)
+        if (!fb) {
+          // a repair step: L_KD alone
         } else if (s.method === 'gc' || s.method === 'ngc') {
-          const xChunks = tf.split(xs, s.chunks, 0);
+          const xChunks = tf.split(feed(fb.x)[inputName], s.chunks, 0);
           const yChunks = Array.from({ length: s.chunks }, (_, i) => tf.tensor1d(fb.y.subarray(i * per, (i + 1) * per), 'int32'));
           const perChunkLoss = (ps: tf.Tensor[], i: number): tf.Scalar =>
             crossEntropy(sourceLogits(xChunks[i], new Map(backboneNames.map((n, p) => [n, ps[p]]))), yChunks[i]);
@@ -389,6 +387,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
           forgetValue = gc.value;
           forgetGrads = belowFloor(gc.value.dataSync()[0]!, s) ? [] : gc.gradient;
         } else {
+          const xs = feed(fb.x)[inputName];
           const C = h.classes;
           const labels = rtfLabels ? tf.tensor1d(rtfLabels, 'int32') : undefined;
           const forgetLoss = (): tf.Scalar => {
@@ -403,13 +402,10 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
           forgetValue = fg.value;
           forgetGrads = backboneVars.map((v) => fg.grads[v.name]);
         }
-        if (s.projectForget && !atStart) forgetGrads = withoutConflict(forgetGrads, backboneVars.map((v) => grads[v.name]));
         if (s.lambda > 0 && forgetGrads.some((g) => g)) {
-          let weight: tf.Tensor | number = s.lambda;
-          if (s.forgetGradNorm) {
-            const norm = tf.sqrt(tf.addN(forgetGrads.filter((g): g is tf.Tensor => !!g).map((g) => tf.sum(tf.square(g)))));
-            weight = tf.mul(s.lambda, tf.minimum(1, tf.div(s.forgetGradNorm, norm)));
-          }
+          if (s.projectForget && !atStart) forgetGrads = withoutConflict(forgetGrads, backboneVars.map((v) => grads[v.name]));
+          const present = forgetGrads.filter((g): g is tf.Tensor => !!g);
+          const weight = s.forgetGradNorm ? tf.mul(s.lambda, clipScale(present, s.forgetGradNorm)) : s.lambda;
           backboneVars.forEach((v, p) => {
             const g = forgetGrads[p];
             if (g) grads[v.name] = tf.add(grads[v.name] ?? tf.zerosLike(v), tf.mul(g, weight));
@@ -417,8 +413,7 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
         }
         if (s.maxGradNorm) {
           const names = Object.keys(grads);
-          const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))));
-          const scale = tf.minimum(1, tf.div(s.maxGradNorm, norm));
+          const scale = clipScale(names.map((n) => grads[n]!), s.maxGradNorm);
           for (const n of names) grads[n] = tf.mul(grads[n]!, scale);
         }
         optimizer.applyGradients(grads);
@@ -459,6 +454,11 @@ function tfjsDisposeStepper({ model, graph, layout, head: h, settings: s }: Disp
       tf.dispose([headWeight, headBias]);
     },
   };
+}
+
+/** min(1, maxNorm / ‖tensors‖₂): the factor that clips the tensors' global L2 norm to maxNorm. Call inside tf.tidy. */
+function clipScale(tensors: tf.Tensor[], maxNorm: number): tf.Tensor {
+  return tf.minimum(1, tf.div(maxNorm, tf.sqrt(tf.addN(tensors.map((t) => tf.sum(tf.square(t)))))));
 }
 
 /**
