@@ -12,6 +12,7 @@ import { modelParameterRoles } from '../import/roles.js';
 import { Random } from '../util/random.js';
 import { meanNegEntropy, softmaxRows } from '../util/softmax.js';
 import { buildTrainingGraph, type LossSpec, type TrainingGraph } from './ort/autodiff.js';
+import { nchwcBlockSize } from './ort/nchwc.js';
 import { HostOptimizer } from './host-optimizer.js';
 import type { NamedArrays } from './optimizer-state.js';
 import type { LossAndGradients, OptimizerSpec, TrainableGraph } from './trainable.js';
@@ -152,9 +153,12 @@ export class OrtTrainable implements TrainableGraph {
     let c = this.compiled.get(key);
     if (!c) {
       c = (async () => {
-        const graph = await buildTrainingGraph(this.model, spec, this.source);
+        const provider = currentOrtProvider();
+        // NCHWc kernels are the CPU provider's; under CUDA they would run on the host.
+        const nchwcBlock = provider === 'cpu' ? await nchwcBlockSize() : 0;
+        const graph = await buildTrainingGraph(this.model, { ...spec, nchwcBlock }, this.source);
         const session = await ort.InferenceSession.create(encodeModel(graph.proto), {
-          executionProviders: [currentOrtProvider()],
+          executionProviders: [provider],
           intraOpNumThreads: this.threads,
           graphOptimizationLevel: 'all',
           // Inference-mode graphs serve the methods that alternate several graphs per step (GC's

@@ -1,10 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs-core';
+import fs from 'node:fs';
 import path from 'node:path';
 import { GraphBuilder, type AttrValue } from '../../src/onnx/builder.js';
 import { encodeModel, initializerMap, loadModel } from '../../src/onnx/model.js';
 import { buildTrainingGraph } from '../../src/engine/ort/autodiff.js';
+import { NCHWC_DOMAIN, nchwcBlockSize } from '../../src/engine/ort/nchwc.js';
+import type { ModelProto } from '../../src/onnx/schema.js';
 import { OrtTrainable } from '../../src/engine/ort-engine.js';
 import { TfjsTrainable, crossEntropy } from '../../src/engine/tfjs-engine.js';
 import { initBackend } from '../../src/engine/backend.js';
@@ -33,6 +36,8 @@ interface OpCase {
   positive?: boolean;
   /** Build the graph in training mode (batch statistics). */
   training?: boolean;
+  /** Generate with onnxruntime's NCHWc kernels (this CPU's block size) and check they are used. */
+  nchwc?: boolean;
 }
 
 function op(opType: string, attrs: Record<string, AttrValue> = {}, extra: (g: GraphBuilder) => string[] = () => []): OpCase['build'] {
@@ -53,6 +58,9 @@ const CASES: OpCase[] = [
   { name: 'Conv shifted-slices weight gradient: 1-D, stride 2', shape: [2, 1, 11], build: op('Conv', { strides: [2] }, (g) => [init('k', [2, 1, 4], 18)(g)]) },
   { name: 'Conv im2col: 1-D, stride 2, leftover input', shape: [2, 4, 10], build: op('Conv', { strides: [2] }, (g) => [init('k', [3, 4, 3], 13)(g)]) },
   { name: 'ConvTranspose im2col: stride 2, output_padding', shape: [2, 3, 4, 4], build: op('ConvTranspose', { strides: [2, 2], pads: [1, 0, 0, 1], output_padding: [1, 1] }, (g) => [init('k', [3, 5, 3, 3], 14)(g)]) },
+  // Channels are multiples of 16, so they fill the NCHWc blocks of AVX2 (8) and AVX-512 (16).
+  { name: 'Conv in NCHWc blocks: stride 1, uneven pads, bias (two input blocks, blocked flipped-kernel input gradient)', shape: [1, 32, 5, 4], nchwc: true, build: op('Conv', { pads: [1, 0, 0, 1] }, (g) => [init('k', [16, 32, 2, 2], 25)(g), init('b', [16], 26)(g)]) },
+  { name: 'Conv in NCHWc blocks: stride 2, dilation (blocked weight gradient, ConvTranspose input gradient)', shape: [2, 16, 7, 6], nchwc: true, build: op('Conv', { strides: [2, 2], dilations: [1, 2], pads: [1, 1, 1, 0] }, (g) => [init('k', [16, 16, 3, 2], 27)(g)]) },
   { name: 'ConvTranspose stride 2', shape: [2, 3, 4, 4], build: op('ConvTranspose', { strides: [2, 2], pads: [1, 1, 0, 0], output_padding: [1, 0] }, (g) => [init('k', [3, 2, 3, 3], 5)(g), init('b', [2], 6)(g)]) },
   { name: 'MaxPool 3x3 s2 overlapping, pads', shape: [2, 2, 7, 7], build: op('MaxPool', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) },
   { name: 'MaxPool ceil_mode', shape: [1, 2, 7, 7], build: op('MaxPool', { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 }) },
@@ -135,6 +143,16 @@ function singleOpProblem(c: OpCase) {
   return { model: { proto }, y, weights, params: [...weights.keys()], x };
 }
 
+const blockFor = async (c: OpCase) => (c.nchwc ? nchwcBlockSize() : 0);
+
+/** An NCHWc case really runs the forward Conv, the input gradient and the weight gradient's reorder in blocks. */
+function expectNchwcWhereAsked(c: OpCase, proto: ModelProto): void {
+  if (!c.nchwc) return;
+  const ops = proto.graph!.node.filter((n) => n.domain === NCHWC_DOMAIN).map((n) => n.op_type);
+  expect(ops.filter((o) => o === 'Conv').length, c.name).toBeGreaterThanOrEqual(c.name.includes('flipped') ? 2 : 1);
+  expect(ops, c.name).toContain('ReorderInput');
+}
+
 /**
  * ⟨f(x + w), u⟩ for a fixed u: its gradient in w and in the op's float weights ('k', 'b') from
  * the generated graph against central differences of the forward pass, at every coordinate
@@ -142,7 +160,8 @@ function singleOpProblem(c: OpCase) {
  */
 async function ruleError(c: OpCase): Promise<number> {
   const { model, y, weights, params, x } = singleOpProblem(c);
-  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], outputs: [y] }, c.name);
+  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], outputs: [y], nchwcBlock: await blockFor(c) }, c.name);
+  expectNchwcWhereAsked(c, graph.proto);
   const session = await ort.InferenceSession.create(encodeModel(graph.proto));
   const rng = new Random(7);
   const up = graph.upstream.get(y)!;
@@ -182,7 +201,8 @@ async function ruleError(c: OpCase): Promise<number> {
  */
 async function tangentError(c: OpCase): Promise<number> {
   const { model, y, weights, params, x } = singleOpProblem(c);
-  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], hessianVector: true }, c.name);
+  const graph = await buildTrainingGraph(model, { inputName: 'x', inputShape: c.shape, training: c.training ?? false, fed: params, wrt: params, upstream: [y], hessianVector: true, nchwcBlock: await blockFor(c) }, c.name);
+  expectNchwcWhereAsked(c, graph.proto);
   const session = await ort.InferenceSession.create(encodeModel(graph.proto));
   const rng = new Random(8);
   const up = graph.upstream.get(y)!;
@@ -227,6 +247,49 @@ describe('ort engine gradient rules', () => {
     g.output('y');
     await expect(buildTrainingGraph({ proto: g.build() }, { inputName: 'x', inputShape: [2, 3], training: false, fed: ['w'], wrt: ['w'], upstream: ['y'] }, 'm.onnx'))
       .rejects.toThrow(/node 'the_cos' \(Cos, opset 17\): no gradient rule/);
+  });
+});
+
+describe('onnxruntime NCHWc kernels', () => {
+  it('the probed block size is the CPU\'s vector width in floats (AVX-512: 16, AVX2: 8), 0 when turned off', async () => {
+    const block = await nchwcBlockSize();
+    expect([0, 8, 16]).toContain(block);
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      const flags = new Set(fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)![1].trim().split(/\s+/));
+      expect(block).toBe(flags.has('avx512f') ? 16 : flags.has('avx2') ? 8 : 0);
+    }
+    process.env.HARDEN_ORT_NCHWC = '0';
+    try {
+      expect(await nchwcBlockSize()).toBe(0);
+    } finally {
+      delete process.env.HARDEN_ORT_NCHWC;
+    }
+  });
+
+  it('resnet8_bn: the engine uses them, and its gradients and BN statistics equal the standard-op graph\'s (rel. error < 1e-5)', async () => {
+    const model = await loadModel(fixture('resnet8_bn'));
+    const run = async (nchwc: boolean) => {
+      if (!nchwc) process.env.HARDEN_ORT_NCHWC = '0';
+      try {
+        const engine = new OrtTrainable(model, 'resnet8', { threads: 1 });
+        const { x, labels } = batch(engine.inputShape, 8, 4);
+        const req = { training: true, wrt: engine.parameterNames, losses: [{ tensor: engine.outputName, targets: new Float32Array(80) }] };
+        const ops = (await engine.trainingGraph(x.shape, req)).proto.graph!.node.filter((n) => n.domain === NCHWC_DOMAIN).map((n) => n.op_type);
+        const r = await engine.crossEntropyGradients(x, labels, { training: true });
+        engine.dispose();
+        return { ops, ...r };
+      } finally {
+        delete process.env.HARDEN_ORT_NCHWC;
+      }
+    };
+    const [blocked, standard] = [await run(true), await run(false)];
+    expect(standard.ops).toEqual([]);
+    if ((await nchwcBlockSize()) > 0) expect(blocked.ops.filter((o) => o === 'Conv').length).toBeGreaterThanOrEqual(12);
+    expect(Math.abs(blocked.loss! - standard.loss!)).toBeLessThan(1e-5);
+    expect(standard.gradients.size).toBe(blocked.gradients.size);
+    for (const [p, g] of standard.gradients) expect(relError(blocked.gradients.get(p)!, g), p).toBeLessThan(1e-5);
+    expect(standard.statistics.size).toBeGreaterThan(0);
+    for (const [p, v] of standard.statistics) expect(relError(blocked.statistics.get(p)!, v), p).toBeLessThan(1e-5);
   });
 });
 

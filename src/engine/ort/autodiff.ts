@@ -56,6 +56,11 @@ export interface TrainingGraphSpec {
    * parameter): forward-mode differentiation of the gradient graph (tangents.ts).
    */
   hessianVector?: boolean;
+  /**
+   * Channel block of onnxruntime's NCHWc kernels on the CPU that will run the graph
+   * (nchwcBlockSize()): the rules may then use them. Absent or 0: standard ONNX ops only.
+   */
+  nchwcBlock?: number;
 }
 
 export interface FedInput {
@@ -111,6 +116,7 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
       e,
       opset,
       training: spec.training,
+      nchwcBlock: spec.nchwcBlock ?? 0,
       shape: (name) => e.shape(name),
       value: (name) => probe.values.get(name) ?? e.constantValue(name),
       requireValue: (i, what) => {
@@ -292,10 +298,16 @@ export async function buildTrainingGraph(model: OnnxModel, spec: TrainingGraphSp
   const proto = newModel({
     ir_version: Math.max(8, toNumber(model.proto.ir_version)),
     producer_name: 'harden',
-    opset_import: [newOpsetId({ domain: '', version: opset })],
+    opset_import: [newOpsetId({ domain: '', version: opset }), ...contribDomains(e.nodes, model.proto)],
     graph: newGraph({ name: 'harden_training', node: e.nodes, input: inputs, output: outputs, initializer: [...kept, ...e.initializers] }),
   });
   return { proto: cloneModel(proto), opset, targets, upstream, masks, loss, gradients, statistics, tensors, directions, hessianVector };
+}
+
+/** Imports for the non-default domains the graph's nodes use (the model's own versions where it imports them). */
+function contribDomains(nodes: readonly NodeProto[], model: ModelProto) {
+  const domains = new Set(nodes.map((n) => n.domain ?? '').filter((d) => d && d !== 'ai.onnx'));
+  return [...domains].map((domain) => newOpsetId({ domain, version: opsetOf(model, domain) || 1 }));
 }
 
 function floatInfo(name: string, shape: number[]): ValueInfoProto {

@@ -33,11 +33,12 @@ export class Emitter {
   }
 
   /** Appends a node; its outputs get fresh names (or the given ones) and, when given, shapes. */
-  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs: number | string[] = 1, shapes?: (number[] | undefined)[]): string[] {
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs: number | string[] = 1, shapes?: (number[] | undefined)[], domain?: string): string[] {
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase())) : outputs;
     this.nodes.push(newNode({
       name: this.fresh(`n_${opType}`),
       op_type: opType,
+      ...(domain ? { domain } : {}),
       input: inputs,
       output: outs,
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
@@ -47,8 +48,8 @@ export class Emitter {
   }
 
   /** A one-output node whose output has the given shape. */
-  one(opType: string, inputs: string[], shape: number[], attrs: Record<string, AttrValue> = {}): string {
-    return this.op(opType, inputs, attrs, 1, [shape])[0];
+  one(opType: string, inputs: string[], shape: number[], attrs: Record<string, AttrValue> = {}, domain?: string): string {
+    return this.op(opType, inputs, attrs, 1, [shape], domain)[0];
   }
 
   constF(values: ArrayLike<number>, shape: number[]): string {

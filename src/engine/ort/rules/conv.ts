@@ -11,7 +11,8 @@
  * ConvTranspose with a ones kernel of dY divided by each window's element count.
  */
 import { newNode } from '../../../onnx/schema.js';
-import { registerRule, type BackwardContext, type RuleContext, type TangentContext } from './registry.js';
+import { blockedConv, nchwcConvApplies, toBlocks } from './nchwc.js';
+import { registerRule, type BackwardContext, type LowerContext, type RuleContext, type TangentContext } from './registry.js';
 
 interface Window {
   kernel: number[];
@@ -110,6 +111,34 @@ function convWeightGradientIm2col(ctx: RuleContext, x: string, dy: string, weigh
   return kernelChannelsFirst(ctx, e.reduceSum(perSample, [0], false), m, k, c);
 }
 
+/**
+ * convWeightGradientIm2col for 2-D convolutions on x in onnxruntime's NCHWc channel blocks of B
+ * (`blocked`: ReorderInput of x, memory [N, C/B, H, W, B] — 4–5× faster than the Transpose to
+ * channels-last, and shared with the forward Conv where that is lowered to the NCHWc kernel):
+ * padded in blocks, the Gather collects each window per block ([N, C/B, P, K·B]) and one
+ * MatMul broadcast over the blocks contracts it with dy.
+ */
+function convWeightGradientBlocked(ctx: RuleContext, blocked: string, dy: string, weightShape: number[], w: Window): string {
+  const e = ctx.e;
+  const block = ctx.nchwcBlock;
+  const [n, c, ...spatial] = e.shape(blocked);
+  const ys = e.shape(dy);
+  const m = ys[1];
+  const blocks = c / block;
+  const padded = spatial.map((s0, i) => s0 + w.pads[i] + w.pads[i + 2]);
+  const inBlocks = e.reshape(blocked, [n, blocks, ...spatial, block]);
+  const src = w.pads.some((p) => p !== 0)
+    ? e.one('Pad', [inBlocks, e.constI([0, 0, w.pads[0], w.pads[1], 0, 0, 0, w.pads[2], w.pads[3], 0])], [n, blocks, ...padded, block], { mode: 'constant' })
+    : inBlocks;
+  const area = padded[0] * padded[1];
+  const outArea = ys[2] * ys[3];
+  const kArea = weightShape[2] * weightShape[3];
+  const windows = e.one('Gather', [e.reshape(src, [n, blocks, area, block]), e.constI(patchOffsets(padded, ys.slice(2), w), [outArea, kArea])], [n, blocks, outArea, kArea, block], { axis: 2 });
+  const perSample = e.one('MatMul', [e.reshape(dy, [n, 1, m, outArea]), e.reshape(windows, [n, blocks, outArea, kArea * block])], [n, blocks, m, kArea * block]);
+  const summed = e.reshape(e.reduceSum(perSample, [0], false), [blocks, m, kArea, block]);
+  return e.reshape(e.transpose(summed, [1, 0, 3, 2]), weightShape);
+}
+
 /** x zero-padded by the window's pads (x itself when there are none) and its padded spatial size. */
 function paddedInput(ctx: RuleContext, x: string, w: Window): { src: string; padded: number[] } {
   const e = ctx.e;
@@ -165,13 +194,18 @@ const IM2COL_MIN_CHANNELS = 4;
 
 /**
  * ∂L/∂W of a convolution with input `x` [N, C, ...], output gradient `dy` [N, M, ...] and
- * weight shape [M, C/group, ...k]: im2col or shifted slices for ungrouped convolutions,
- * otherwise a grouped Conv of x (batch and channels swapped, grouped
+ * weight shape [M, C/group, ...k]: im2col (in NCHWc blocks where the kernels exist and the
+ * channels fill them; `blocked` is x already reordered) or shifted slices for ungrouped
+ * convolutions, otherwise a grouped Conv of x (batch and channels swapped, grouped
  * channel-major) with dy as its kernel.
  */
-function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number): string {
+function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number, blocked?: string): string {
   if (group === 1) {
-    return ctx.e.shape(x)[1] >= IM2COL_MIN_CHANNELS
+    const xs = ctx.e.shape(x);
+    if (blocked || (ctx.nchwcBlock > 0 && xs.length === 4 && xs[1] % ctx.nchwcBlock === 0)) {
+      return convWeightGradientBlocked(ctx, blocked ?? toBlocks(ctx, x), dy, weightShape, w);
+    }
+    return xs[1] >= IM2COL_MIN_CHANNELS
       ? convWeightGradientIm2col(ctx, x, dy, weightShape, w)
       : convWeightGradientShifted(ctx, x, dy, weightShape, w);
   }
@@ -218,7 +252,9 @@ function convInputGradientFlipped(ctx: RuleContext, dy: string, weight: string, 
   const axes = Array.from({ length: d }, (_, i) => i + 2);
   const flipped = e.one('Slice', [weight, e.constI(axes.map(() => -1)), e.constI(axes.map(() => Number.MIN_SAFE_INTEGER)), e.constI(axes), e.constI(axes.map(() => -1))], ws);
   const swapped = e.transpose(flipped, [1, 0, ...axes]);
-  return e.one('Conv', [dy, swapped], xs, { strides: win.strides, dilations: win.dilations, pads, kernel_shape: win.kernel });
+  const attrs = { strides: win.strides, dilations: win.dilations, pads, kernel_shape: win.kernel };
+  if (nchwcConvApplies(ctx, e.shape(dy), e.shape(swapped), group)) return blockedConv(ctx, toBlocks(ctx, dy), swapped, undefined, xs, attrs);
+  return e.one('Conv', [dy, swapped], xs, attrs);
 }
 
 /**
@@ -242,7 +278,7 @@ function convFamilyBackward(ctx: BackwardContext, transposed: boolean): (string 
       ? e.one('Conv', [dy, weight], xs, { group, strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel })
       : convInputGradientFlipped(ctx, dy, weight, xs, win, group) ?? e.one('ConvTranspose', [dy, weight], xs, transposeAttrs(win, xs.slice(2), ys.slice(2), group));
   }
-  if (ctx.needs[1]) grads[1] = transposed ? convWeightGradient(ctx, dy, x, ws, win, group) : convWeightGradient(ctx, x, dy, ws, win, group);
+  if (ctx.needs[1]) grads[1] = transposed ? convWeightGradient(ctx, dy, x, ws, win, group) : convWeightGradient(ctx, x, dy, ws, win, group, ctx.saved?.blocked);
   if (bias && ctx.needs[2]) grads[2] = e.reduceSum(dy, ys.map((_, i) => i).filter((i) => i !== 1), false);
   return grads;
 }
@@ -269,7 +305,26 @@ function channelBias(ctx: TangentContext, tb: string, ys: number[]): string {
   return ctx.e.expand(ctx.e.reshape(tb, [1, ys[1], ...ys.slice(2).map(() => 1)]), ys);
 }
 
-registerRule({ opType: 'Conv', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, false), tangent: (ctx) => affineBilinearTangent(ctx, (tb, ys) => channelBias(ctx, tb, ys)) });
+/**
+ * A 2-D ungrouped Conv whose channels fill the NCHWc blocks runs as the NCHWc kernel (input
+ * reordered, weights reordered in the graph, output back to NCHW); the reordered input is kept
+ * for the weight gradient's im2col.
+ */
+function lowerToBlocks(ctx: LowerContext): boolean {
+  const [x, weight, bias] = ctx.node.input;
+  const xs = ctx.shape(x);
+  const ws = ctx.shape(weight);
+  const group = ctx.attrs.int('group', 1);
+  if (!nchwcConvApplies(ctx, xs, ws, group)) return false;
+  const win = windowOf(ctx, xs.slice(2), ctx.attrs.ints('kernel_shape', ws.slice(2)));
+  const blocked = toBlocks(ctx, x);
+  const y = ctx.node.output[0];
+  blockedConv(ctx, blocked, weight, bias || undefined, ctx.shape(y), { strides: win.strides, dilations: win.dilations, pads: win.pads, kernel_shape: win.kernel }, y);
+  ctx.saveForBackward({ blocked });
+  return true;
+}
+
+registerRule({ opType: 'Conv', since: 11, diffInputs: 'all', lower: lowerToBlocks, backward: (ctx) => convFamilyBackward(ctx, false), tangent: (ctx) => affineBilinearTangent(ctx, (tb, ys) => channelBias(ctx, tb, ys)) });
 registerRule({ opType: 'ConvTranspose', since: 11, diffInputs: 'all', backward: (ctx) => convFamilyBackward(ctx, true), tangent: (ctx) => affineBilinearTangent(ctx, (tb, ys) => channelBias(ctx, tb, ys)) });
 
 registerRule({

@@ -2,3 +2,4 @@ import './elementwise.js';
 import './shape.js';
 import './conv.js';
 import './normalization.js';
+import './nchwc.js';

@@ -18,6 +18,8 @@ export interface RuleContext {
   readonly opset: number;
   /** The graph runs in training mode (batch statistics, dropout). */
   readonly training: boolean;
+  /** Channel block of onnxruntime's NCHWc kernels the rules may use (../nchwc.ts); 0: none. */
+  readonly nchwcBlock: number;
   shape(name: string): number[];
   /** Values of a small constant tensor (Slice bounds, Clip limits, axes), if known. */
   value(name: string): number[] | undefined;
@@ -68,6 +70,8 @@ export type TangentRule = 'linear' | 'multilinear' | ((ctx: TangentContext) => (
 
 export interface GradRule {
   readonly opType: string;
+  /** The op's domain; absent: the default ONNX domain. */
+  readonly domain?: string;
   readonly since: number;
   /** Inputs a gradient can flow to; the others are integer, shape or constant slots. */
   readonly diffInputs: readonly number[] | 'all';
@@ -81,12 +85,18 @@ export interface GradRule {
 
 const rules = new Map<string, GradRule[]>();
 
+/** Registry key: the op type, prefixed by its domain outside the default one. */
+function keyOf(domain: string | undefined, opType: string): string {
+  return domain && domain !== 'ai.onnx' ? `${domain}:${opType}` : opType;
+}
+
 export function registerRule(rule: GradRule): void {
-  const list = rules.get(rule.opType) ?? [];
-  if (list.some((r) => r.since === rule.since)) throw new Error(`gradient rule for ${rule.opType} since ${rule.since} registered twice`);
+  const key = keyOf(rule.domain, rule.opType);
+  const list = rules.get(key) ?? [];
+  if (list.some((r) => r.since === rule.since)) throw new Error(`gradient rule for ${key} since ${rule.since} registered twice`);
   list.push(rule);
   list.sort((a, b) => b.since - a.since);
-  rules.set(rule.opType, list);
+  rules.set(key, list);
 }
 
 /** Register the same rule for several versions of an op. */
@@ -94,9 +104,10 @@ export function registerRules(opTypes: string[], since: number, make: (opType: s
   for (const opType of opTypes) registerRule({ opType, since, ...make(opType) });
 }
 
+/** The rule for an op at the model's default-domain opset (other domains: version 1 rules). */
 export function findRule(domain: string, opType: string, opset: number): GradRule | undefined {
-  if (domain && domain !== 'ai.onnx') return undefined;
-  return rules.get(opType)?.find((r) => r.since <= opset);
+  const key = keyOf(domain, opType);
+  return rules.get(key)?.find((r) => r.since <= (key === opType ? opset : 1));
 }
 
 export function ruleOpTypes(): string[] {
