@@ -9,6 +9,10 @@
  * the kernel, batch and channel axes swapped (stride and dilation swap roles), cropped to the
  * kernel size. MaxPool's input gradient scatters dY through the Indices output its lowering adds; AveragePool's is a
  * ConvTranspose with a ones kernel of dY divided by each window's element count.
+ *
+ * Where onnxruntime has NCHWc kernels (ctx.nchwcBlock > 0, see ./nchwc.ts), a 2-D ungrouped Conv
+ * whose channel counts are multiples of the block is lowered to the NCHWc Conv, its flipped-kernel
+ * input gradient too, and its weight gradient's im2col gathers from the reordered input.
  */
 import { newNode } from '../../../onnx/schema.js';
 import { blockedConv, nchwcConvApplies, toBlocks } from './nchwc.js';
