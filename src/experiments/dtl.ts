@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../engine/backend.js';
-import { loadModel, type OnnxModel } from '../onnx/model.js';
+import { initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
+import { withWeights } from '../export/export.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { buildArchitecture } from '../models/index.js';
@@ -14,6 +15,7 @@ import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
+import { ortThreads, setOrtThreads } from '../verify/ort.js';
 import { parseClassList } from '../cli/class-list.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
 
@@ -62,6 +64,10 @@ const PROJECT_FORGET = process.argv.includes('--project-forget');
 const REPAIR_STEPS = Number(arg('repair-steps', '0'));
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
+/** Research: also evaluate TL + α·(disposed − TL) at these α (e.g. 0.5,0.75). */
+const INTERPOLATE = arg('interpolate', '') ? arg('interpolate', '').split(',').map(Number) : [];
+/** Distillation temperature T of L_KD = T²·KL(softmax(z₀/T) ‖ softmax(z/T)). */
+const TEMPERATURE = Number(arg('temperature', String(DEFAULT_DISPOSE_SETTINGS.temperature)));
 /** Forget batch size (a multiple of --chunks). */
 const FORGET_BATCH = Number(arg('forget-batch-size', String(DEFAULT_DISPOSE_SETTINGS.forgetBatchSize)));
 /**
@@ -72,7 +78,7 @@ const DISTIL_ON = arg('distil-on', 'target') as 'target' | 'target+forget';
 if (!['target', 'target+forget'].includes(DISTIL_ON)) throw new Error(`--distil-on: target or target+forget, got '${DISTIL_ON}'`);
 /** Every disposal row's settings but its method and seed. */
 const DISPOSAL: DisposeSettings = {
-  ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR,
+  ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, temperature: TEMPERATURE, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR,
   forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT,
   capNorms: CAP_NORMS, forgetBatchSize: FORGET_BATCH, repairSteps: REPAIR_STEPS, forgetGradNorm: FORGET_GRAD_NORM, projectForget: PROJECT_FORGET, distilOnForget: DISTIL_ON === 'target+forget',
 };
@@ -80,12 +86,18 @@ const DISPOSAL: DisposeSettings = {
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
 const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
+/** onnxruntime intra-op threads (0: every core), e.g. 1 to run one seed per core in parallel processes. */
+const THREADS = Number(arg('threads', '0'));
+if (!Number.isInteger(THREADS) || THREADS < 0) throw new Error(`--threads: a whole number ≥ 0, got '${arg('threads', '0')}'`);
+setOrtThreads(THREADS);
 const PL: Omit<PiggybackOptions, 'seed'> = { epochs: 10, batchSize: 10, learningRates: [1e-3, 3e-3] };
 const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
   epochs, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed,
 });
 
-type Row = 'scratch' | 'target-only' | 'TL' | 'RTF' | 'UTF' | 'GC' | 'NGC' | 'SOPHON';
+type Method = 'RTF' | 'UTF' | 'GC' | 'NGC' | 'SOPHON';
+type Row = 'scratch' | 'target-only' | 'TL' | Method | `${Method} at α ${number}`;
+const interpolationRow = (row: Row, alpha: number) => `${row as Method} at α ${alpha}` as Row;
 interface Result { row: Row; seed: number; target?: number; pl: number; plBalanced: number; seconds: number }
 
 const stats = (xs: number[]): string => meanStd(xs, 100, 1);
@@ -130,12 +142,34 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
       });
       continue;
     }
+    let disposed!: OnnxModel;
     await timed(row, async () => {
       const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DISPOSAL, method, seed, sourceModel: source });
+      disposed = { proto };
       return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
     });
+    for (const alpha of INTERPOLATE) {
+      await timed(interpolationRow(row, alpha), async () => {
+        const proto = interpolated(tl, disposed, alpha);
+        return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
+      });
+    }
   }
   return results;
+}
+
+/** TL + α·(disposed − TL), every float initializer (weights and BN statistics). */
+function interpolated(tl: OnnxModel, disposed: OnnxModel, alpha: number) {
+  const a = initializerMap(tl.proto);
+  const b = initializerMap(disposed.proto);
+  const weights = new Map<string, Float32Array>();
+  for (const [name, t] of a) {
+    const u = b.get(name);
+    if (t.dtype !== 'float32' || !u) continue;
+    const x = t.data as Float32Array, y = u.data as Float32Array;
+    weights.set(name, Float32Array.from(x, (v, i) => v + alpha * (y[i] - v)));
+  }
+  return withWeights(tl, weights);
 }
 
 async function main(): Promise<void> {
@@ -148,12 +182,16 @@ async function main(): Promise<void> {
   };
   const results: Result[] = [];
   for (const seed of SEEDS) results.push(...(await runSeed(seed, source, sets)));
-  const rows: Row[] = ['scratch', 'target-only', 'TL', ...METHODS.map((m) => m.toUpperCase() as Row)];
+  const rows: Row[] = ['scratch', 'target-only', 'TL', ...METHODS.flatMap((m) => {
+    const row = m.toUpperCase() as Row;
+    return [row, ...(m === 'sophon' ? [] : INTERPOLATE.map((a) => interpolationRow(row, a)))];
+  })];
   const table = rows.map((row) => {
     const rs = results.filter((r) => r.row === row);
     return { row, target: stats(rs.flatMap((r) => (r.target === undefined ? [] : [r.target]))), pl: stats(rs.map((r) => r.pl)), plBalanced: stats(rs.map((r) => r.plBalanced)), seconds: rs.reduce((a, r) => a + r.seconds, 0) / rs.length };
   });
-  const settings = { backend, engine: ENGINE, seeds: SEEDS, methods: METHODS, disposal: { ...DISPOSAL, forgetPerClass: FORGET_PER_CLASS }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0) };
+  // onnxruntime's intra-op thread count changes its float sums, and the GC runaway amplifies that.
+  const settings = { backend, engine: ENGINE, ortThreads: ortThreads(), seeds: SEEDS, methods: METHODS, disposal: { ...DISPOSAL, forgetPerClass: FORGET_PER_CLASS }, ...(METHODS.includes('sophon') ? { sophon: { ...DEFAULT_SOPHON_SETTINGS, ...SOPHON } } : {}), piggyback: PL, targetTraining: TARGET_TRAIN(20, 0), ...(INTERPOLATE.length ? { interpolate: INTERPOLATE } : {}) };
   const md = [
     '# Disposable transfer learning: reference scenario',
     '',

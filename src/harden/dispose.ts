@@ -113,7 +113,8 @@ export interface DisposeSettings {
    * Distil on the forget data's images too (unlabelled: M₀'s outputs are the targets), drawn
    * with the retain images into one pool. A few retain images cannot hold the target task's
    * generalization while the forget term moves the backbone; M₀'s outputs on the wider source
-   * images do. Default false.
+   * images do. All the forget images given, also where forgetClasses restricts the forget term
+   * to some classes (the others' images hold the target task as well). Default false.
    */
   distilOnForget?: boolean;
   /**
@@ -269,6 +270,7 @@ export async function disposeModel(
 ): Promise<DisposeResult> {
   const s: DisposeSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateDisposeSettings(s, data);
+  const distilImages = data.forget;
   if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
   // On the forget data as restricted above.
   const collision = s.method === 'gc' || s.method === 'ngc';
@@ -310,7 +312,7 @@ export async function disposeModel(
     const total = s.steps + (s.repairSteps ?? 0);
     run.progress?.onStart?.(total, head);
 
-    const retain = new StepSampler(s.distilOnForget ? withUnlabelledImages(data.retain, data.forget) : data.retain, s.batchSize, s.seed);
+    const retain = new StepSampler(s.distilOnForget ? withUnlabelledImages(data.retain, distilImages) : data.retain, s.batchSize, s.seed);
     const forget = collision && s.chunking === 'class'
       ? new ClassChunkSampler(data.forget, s.chunks, s.forgetBatchSize / s.chunks, s.seed + 1)
       : collision && s.chunking === 'fixed'

@@ -12,6 +12,7 @@ import { crossEntropy } from '../../src/engine/tfjs-engine.js';
 import { HardenError } from '../../src/errors.js';
 import { readHardenRecord } from '../../src/export/export.js';
 import type { Dataset } from '../../src/data/types.js';
+import { subsetDataset } from '../../src/data/subset.js';
 import { tinyNet, synthetic, trainTiny } from '../helpers/tiny.js';
 import { gradientCollision } from '../../src/harden/losses.js';
 import { disposeModel, withoutConflict, type DisposeSettings } from '../../src/harden/dispose.js';
@@ -329,6 +330,17 @@ describe.each(['tfjs', 'ort'] as const)('disposeModel on the %s engine', (engine
     const [plain, wide, again] = await Promise.all([run(false), run(true), run(true)]);
     expect(wide.history.slice(1).some((r, i) => Math.abs(r.distillation - plain.history[i + 1]!.distillation) > 1e-7)).toBe(true);
     expect(again.history).toEqual(wide.history);
+  });
+
+  it('distils on every forget image, also those of classes the forget term leaves out', async () => {
+    const rows = [...forget.labels.keys()].filter((r) => forget.labels[r]! < 2);
+    const onlyForgotten = subsetDataset(forget, rows);
+    const s = { ...base, steps: 4, forgetClasses: [0, 1], distilOnForget: true };
+    const all = await disposeModel(model, 'tiny.onnx', { retain, forget }, s);
+    const restricted = await disposeModel(model, 'tiny.onnx', { retain, forget: onlyForgotten }, s);
+    // The same forget term on the same class-0/1 images, distillation on different pools.
+    expect(all.history[0]!.forget).toBe(restricted.history[0]!.forget);
+    expect(all.history.slice(1).some((r, i) => Math.abs(r.distillation - restricted.history[i + 1]!.distillation) > 1e-7)).toBe(true);
   });
 
   it('is deterministic for a seed', async () => {

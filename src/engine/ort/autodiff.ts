@@ -58,7 +58,9 @@ export interface TrainingGraphSpec {
   hessianVector?: boolean;
   /**
    * Channel block of onnxruntime's NCHWc kernels on the CPU that will run the graph
-   * (nchwcBlockSize()): the rules may then use them. Absent or 0: standard ONNX ops only.
+   * (nchwcBlockSize()): the rules may then use them, and the graph is then only correct where
+   * onnxruntime's block is the same (the weights are reordered for it). Absent or 0: standard
+   * ONNX ops only, a portable graph.
    */
   nchwcBlock?: number;
 }
