@@ -254,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('repair-steps', { type: 'number', describe: 'Distillation-only steps after the disposal steps (default 0)' })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
-          .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget data and the source head are restricted to them)' })
+          .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget term\'s data and the source head are restricted to them; --distil-on-forget still distils on every forget image)' })
           .option('source-head-lr', { type: 'number', default: 0, describe: 'Train H_s along: one SGD step at this rate on its forget-batch cross-entropy after every step (0: H_s fixed)' })
           .option('forget-params', { type: 'string', describe: 'θ of the forget term: comma-separated parameter-name prefixes, e.g. conv (default: the whole backbone)' })
           .option('test-data', { type: 'string', describe: 'Target-task test data: the disposed model\'s accuracy on it (onnxruntime and tfjs, before and after) goes into its metadata (default: the retain data)' })

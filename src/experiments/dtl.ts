@@ -66,6 +66,7 @@ const REPAIR_STEPS = Number(arg('repair-steps', '0'));
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Research: also evaluate TL + α·(disposed − TL) at these α (e.g. 0.5,0.75). */
 const INTERPOLATE = arg('interpolate', '') ? arg('interpolate', '').split(',').map(Number) : [];
+if (INTERPOLATE.some((a) => !Number.isFinite(a))) throw new Error(`--interpolate: comma-separated numbers, got '${arg('interpolate', '')}'`);
 /** Distillation temperature T of L_KD = T²·KL(softmax(z₀/T) ‖ softmax(z/T)). */
 const TEMPERATURE = Number(arg('temperature', String(DEFAULT_DISPOSE_SETTINGS.temperature)));
 /** Forget batch size (a multiple of --chunks). */
