@@ -1,10 +1,10 @@
 /**
  * onnxruntime's NCHWc kernels (contrib domain com.microsoft.nchwc), which its CPU provider
- * registers on x86 with AVX2 or AVX-512: ReorderInput turns NCHW into channel blocks of B
- * ([N, C/B, H, W, B] in memory, shape unchanged) 4–5× faster than a Transpose to NHWC
- * (0.17 vs 0.82 ms on 64×16×34×34 here). B is the CPU's vector width in floats — 8 (AVX2) or
- * 16 (AVX-512) — and is read off a ReorderInput run rather than assumed; 0 where the kernels
- * are absent (ARM builds, other providers), and the gradient rules then use standard ops.
+ * registers where MLAS has an NCHWc block size (x86: 8 floats, 16 with AVX-512): ReorderInput
+ * turns NCHW into channel blocks of B ([N, C/B, H, W, B] in memory, shape unchanged) 4–5×
+ * faster than a Transpose to NHWC (0.17 vs 0.82 ms on 64×16×34×34 here). B is read off a
+ * ReorderInput run rather than assumed; 0 where the kernels are absent (builds without them,
+ * other providers), and the gradient rules then use standard ops.
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../onnx/model.js';

@@ -81,6 +81,7 @@ registerRule({
   domain: NCHWC_DOMAIN,
   since: 1,
   diffInputs: [0, 1, 2],
-  backward: (ctx) => ctx.fail('the NCHWc Conv is differentiated through the Conv it lowers (no rule of its own)'),
+  // Harden emits NCHWc Convs only for Convs it lowers, which are differentiated as the original node.
+  backward: (ctx) => ctx.fail('no gradient rule for an NCHWc Conv in the model (re-export it with standard Convs)'),
   tangent: blockedConvTangent,
 });
