@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../engine/backend.js';
 import { loadModel, type OnnxModel } from '../onnx/model.js';
 import { TfjsTrainable } from '../engine/tfjs-engine.js';
+import { nchwcBlockSize } from '../engine/ort/nchwc.js';
 import { OrtTrainable } from '../engine/ort-engine.js';
 import { createSession, runSession } from '../verify/ort.js';
 import { Random } from '../util/random.js';
@@ -134,6 +135,8 @@ async function benchOrtEngine(reps: number, memorySteps: number, pytorch: Record
     out.push({
       model: name, engine: 'ort', batch, trainStepMs, pytorchTrainMs: pytorchMs, trainVsPytorch: ratio(trainStepMs, pytorchMs),
       gcChunks: 4, gcStepMs, pytorchGcMs, gcVsPytorch: ratio(gcStepMs, pytorchGcMs), memory,
+      // The channel block of onnxruntime's NCHWc kernels the training graphs used (0: standard ops only).
+      nchwcBlock: await nchwcBlockSize(),
       pytorchSource: pytorch?.[name] ? 'measured in this run (scripts/pytorch-bench)' : 'the issue\'s fixed figures (no torch installed)',
     });
   }
