@@ -15,7 +15,7 @@
  * input gradient too, and its weight gradient's im2col gathers from the reordered input.
  */
 import { newNode } from '../../../onnx/schema.js';
-import { blockedConv, nchwcConvApplies, toBlocks } from './nchwc.js';
+import { blockedConv, fillsBlocks, nchwcConvApplies, toBlocks } from './nchwc.js';
 import { registerRule, type BackwardContext, type LowerContext, type RuleContext, type TangentContext } from './registry.js';
 
 interface Window {
@@ -206,7 +206,7 @@ const IM2COL_MIN_CHANNELS = 4;
 function convWeightGradient(ctx: RuleContext, x: string, dy: string, weightShape: number[], w: Window, group: number, blocked?: string): string {
   if (group === 1) {
     const xs = ctx.e.shape(x);
-    if (blocked || (ctx.nchwcBlock > 0 && xs.length === 4 && xs[1] % ctx.nchwcBlock === 0)) {
+    if (blocked || fillsBlocks(ctx, xs)) {
       return convWeightGradientBlocked(ctx, blocked ?? toBlocks(ctx, x), dy, weightShape, w);
     }
     return xs[1] >= IM2COL_MIN_CHANNELS

@@ -12,10 +12,14 @@ import type { AttrValue } from '../../../onnx/builder.js';
 import { NCHWC_DOMAIN } from '../nchwc.js';
 import { registerRule, type RuleContext, type TangentContext } from './registry.js';
 
+/** Whether a 2-D tensor [N, C, H, W] can be reordered into the CPU's channel blocks. */
+export function fillsBlocks(ctx: RuleContext, xs: readonly number[]): boolean {
+  return ctx.nchwcBlock > 0 && xs.length === 4 && xs[1] % ctx.nchwcBlock === 0;
+}
+
 /** Whether a 2-D ungrouped conv of x [N, C, H, W] with weights [M, C, kh, kw] fits the blocks. */
 export function nchwcConvApplies(ctx: RuleContext, xs: readonly number[], ws: readonly number[], group: number): boolean {
-  const b = ctx.nchwcBlock;
-  return b > 0 && xs.length === 4 && group === 1 && xs[1] % b === 0 && ws[0] % b === 0;
+  return group === 1 && fillsBlocks(ctx, xs) && ws[0] % ctx.nchwcBlock === 0;
 }
 
 /** x [N, C, ...] (NCHW) in channel blocks: same shape, memory [N, C/B, ..., B]. */
