@@ -16,3 +16,9 @@ export function parseClassList(flag: string, text: string): number[] {
   if (!out.length) throw new HardenError(`--${flag}: no classes given`);
   return out;
 }
+
+/** `--forget-classes`: 'auto', 'all' (undefined: every class) or a class list. */
+export function parseForgetClasses(flag: string, text: string): number[] | 'auto' | undefined {
+  const t = String(text).trim();
+  return t === 'auto' ? 'auto' : t === 'all' ? undefined : parseClassList(flag, t);
+}

@@ -56,7 +56,9 @@ export async function runDispose(o: DisposeCliOptions): Promise<Record<string, u
     const record = readHardenRecord(proto);
     if (record) setMetadata(proto, HARDEN_METADATA_KEY, JSON.stringify({ ...record, figures: { ...record.figures, accuracy } }));
     await exportModel({ ...model, proto }, new Map(), o.output, { overwrite: o.overwrite });
-    return { output: path.resolve(o.output), method: o.settings.method, steps: history.length, last, accuracy, checkpointDir: path.resolve(checkpointDir) };
+    // --forget-classes auto: the classes it chose (or 'all').
+    const forgetClasses = record?.figures?.forgetClasses;
+    return { output: path.resolve(o.output), method: o.settings.method, steps: history.length, ...(forgetClasses !== undefined ? { forgetClasses } : {}), last, accuracy, checkpointDir: path.resolve(checkpointDir) };
   } finally {
     bar?.stop();
   }

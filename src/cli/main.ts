@@ -19,7 +19,7 @@ import { DEFAULT_PRUNE_SETTINGS as PRUNE } from '../harden/prune.js';
 import { DEFAULT_NTL_SETTINGS as NTL } from '../harden/ntl.js';
 import { runPrune, formatPrune } from './prune.js';
 import { AUDIT_OPTIONS, formatAudit, GUARD_OPTIONS, runAudit, runGuard } from './audit.js';
-import { parseClassList } from './class-list.js';
+import { parseForgetClasses } from './class-list.js';
 import { SLC_FRACTIONS } from '../verify/slc.js';
 
 /** Options of every command that writes a model from a long, checkpointed run. */
@@ -239,7 +239,7 @@ export async function main(argv: string[]): Promise<number> {
           .option('method', { choices: ['gc', 'ngc', 'rtf', 'utf', 'none'] as const, default: DISPOSE.method, describe: 'gc: Gradient Collision; ngc: its normalized (cosine) variant; rtf/utf: random/uniform target fooling' })
           .option('lambda', { type: 'number', default: DISPOSE.lambda, describe: 'Weight of the forget term' })
           .option('chunks', { type: 'number', default: DISPOSE.chunks, describe: 'k: chunks of the forget batch (gc/ngc)' })
-          .option('chunking', { choices: ['random', 'class', 'fixed'] as const, default: 'random' as const, describe: 'gc/ngc: chunks of a shuffled forget batch, one class per chunk, or one fixed batch (the same chunks every step)' })
+          .option('chunking', { choices: ['random', 'class', 'fixed'] as const, default: DISPOSE.chunking ?? 'random', describe: 'gc/ngc: chunks of a shuffled forget batch, one class per chunk, or one fixed batch (the same chunks every step; its collision runs away, which is what disposes)' })
           .option('collision-floor', { type: 'number', describe: 'gc/ngc: no collision gradient while L_GC is below this value (λ·max(L_GC, floor); default: unbounded)' })
           .option('cap-norms', { type: 'boolean', default: false, describe: 'After every step, scale each backbone weight tensor of the forget term back to its norm in the input model if it grew past it' })
           .option('retain-augment', { type: 'boolean', default: false, describe: 'Distil on augmented retain batches (random 4-pixel crop and horizontal flip; teacher and student see the same images)' })
@@ -247,14 +247,14 @@ export async function main(argv: string[]): Promise<number> {
           .option('optimizer', { choices: ['adam', 'sgd', 'momentum'] as const, default: 'adam' as const, describe: 'Optimizer of the disposal steps (momentum: 0.9); Adam ignores the scale of λ near the start, sgd/momentum do not' })
           .option('lr', { type: 'number', default: DISPOSE.learningRate, describe: 'Learning rate of the disposal steps' })
           .option('max-grad-norm', { type: 'number', describe: 'Clip each step\'s whole gradient to this global L2 norm (default: no clipping)' })
-          .option('forget-grad-norm', { type: 'number', describe: 'Clip the forget term\'s gradient alone (before λ) to this global L2 norm, so distillation can hold the target task against a runaway L_GC (default: no clipping)' })
-          .option('project-forget', { type: 'boolean', default: false, describe: 'Remove from the forget gradient its component against the distillation gradient when the two conflict (PCGrad)' })
-          .option('distil-on-forget', { type: 'boolean', default: false, describe: 'Distil on the forget data\'s images too (the input model\'s outputs on them are the targets; no labels used)' })
+          .option('forget-grad-norm', { type: 'number', default: DISPOSE.forgetGradNorm ?? 0, describe: 'Clip the forget term\'s gradient alone (before λ) to this global L2 norm, so distillation can hold the target task against a runaway L_GC (0: no clipping)' })
+          .option('project-forget', { type: 'boolean', default: DISPOSE.projectForget ?? false, describe: 'Remove from the forget gradient its component against the distillation gradient when the two conflict (PCGrad; --no-project-forget: keep it)' })
+          .option('distil-on-forget', { type: 'boolean', default: DISPOSE.distilOnForget ?? false, describe: 'Distil on the forget data\'s images too (the input model\'s outputs on them are the targets; no labels used; --no-distil-on-forget: the retain images only)' })
           .option('steps', { type: 'number', default: DISPOSE.steps })
           .option('repair-steps', { type: 'number', describe: 'Distillation-only steps after the disposal steps (default 0)' })
           .option('batch-size', { type: 'number', default: DISPOSE.batchSize, describe: 'Target (retain) batch size' })
           .option('forget-batch-size', { type: 'number', default: DISPOSE.forgetBatchSize, describe: 'Forget batch size (a multiple of --chunks)' })
-          .option('forget-classes', { type: 'string', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget term\'s data and the source head are restricted to them; --distil-on-forget still distils on every forget image)' })
+          .option('forget-classes', { type: 'string', default: 'auto', describe: 'Dispose of these forget-data classes only, e.g. an audit\'s lingering classes 5,7-9 (the forget term\'s data and the source head are restricted to them; --distil-on-forget still distils on every forget image); auto: where the forget data holds every source class, all but those the retain classes are (for each retain class, the one a linear probe on the model\'s features calls most of its images), else all; all: every class' })
           .option('source-head-lr', { type: 'number', default: 0, describe: 'Train H_s along: one SGD step at this rate on its forget-batch cross-entropy after every step (0: H_s fixed)' })
           .option('forget-params', { type: 'string', describe: 'θ of the forget term: comma-separated parameter-name prefixes, e.g. conv (default: the whole backbone)' })
           .option('test-data', { type: 'string', describe: 'Target-task test data: the disposed model\'s accuracy on it (onnxruntime and tfjs, before and after) goes into its metadata (default: the retain data)' })
@@ -281,20 +281,21 @@ export async function main(argv: string[]): Promise<number> {
             seed: args.seed,
             sourceHeadLearningRate: args['source-head-lr'],
             ...(args.optimizer !== 'adam' ? { optimizer: args.optimizer } : {}),
-            ...(args.chunking !== 'random' ? { chunking: args.chunking } : {}),
+            chunking: args.chunking,
             ...(args['collision-floor'] !== undefined ? { collisionFloor: args['collision-floor'] } : {}),
             ...(args['retain-augment'] ? { retainAugment: true } : {}),
             ...(args['cap-norms'] ? { capNorms: true } : {}),
             ...(args['max-grad-norm'] !== undefined ? { maxGradNorm: args['max-grad-norm'] } : {}),
-            ...(args['forget-grad-norm'] !== undefined ? { forgetGradNorm: args['forget-grad-norm'] } : {}),
-            ...(args['project-forget'] ? { projectForget: true } : {}),
-            ...(args['distil-on-forget'] ? { distilOnForget: true } : {}),
+            ...(args['forget-grad-norm'] !== 0 ? { forgetGradNorm: args['forget-grad-norm'] } : {}),
+            projectForget: args['project-forget'],
+            distilOnForget: args['distil-on-forget'],
             ...(args['repair-steps'] !== undefined ? { repairSteps: args['repair-steps'] } : {}),
             ...(args['forget-params'] ? { forgetParameters: args['forget-params'].split(',').filter(Boolean) } : {}),
-            ...(args['forget-classes'] !== undefined ? { forgetClasses: parseClassList('forget-classes', args['forget-classes']) } : {}),
+            forgetClasses: parseForgetClasses('forget-classes', args['forget-classes']),
           },
         });
-        print(args.json, summary, `wrote ${summary.output} (${summary.method}, ${summary.steps} steps)`);
+        const classes = summary.forgetClasses === undefined ? '' : `, forget classes ${Array.isArray(summary.forgetClasses) ? summary.forgetClasses.join(',') : String(summary.forgetClasses)}`;
+        print(args.json, summary, `wrote ${summary.output} (${summary.method}, ${summary.steps} steps${classes})`);
       },
     )
     .command(

@@ -20,7 +20,7 @@ import { loadDataset } from '../data/index.js';
 import { buildArchitecture } from '../models/index.js';
 import { trainModel, type TrainSettings } from '../train/trainer.js';
 import { withNewHead } from '../train/head.js';
-import { disposeModel, DEFAULT_DISPOSE_SETTINGS } from '../harden/dispose.js';
+import { disposeModel, PLAIN_DISPOSE_SETTINGS } from '../harden/dispose.js';
 import { extractFeatures } from '../verify/features.js';
 import { runAudit, runGuard } from '../cli/audit.js';
 import { INTERFERENCE_FLAG } from '../audit/stitch.js';
@@ -92,9 +92,9 @@ async function main(): Promise<void> {
   ];
   const after: Record<string, { report: AuditReport; seconds: number }> = {};
   for (const v of variants) {
-    if (v.forgetClasses && !v.forgetClasses.length) continue;
+    if (v.forgetClasses && v.forgetClasses.length < 2) continue; // disposal needs two classes to forget
     const t = performance.now();
-    const { proto } = await disposeModel({ ...(await loadModel(tlFile)) }, rel(tlFile), { retain, forget }, { ...DEFAULT_DISPOSE_SETTINGS, method: v.method, steps: STEPS, seed: SEED, sourceModel: source, ...(v.forgetClasses ? { forgetClasses: v.forgetClasses } : {}) });
+    const { proto } = await disposeModel({ ...(await loadModel(tlFile)) }, rel(tlFile), { retain, forget }, { ...PLAIN_DISPOSE_SETTINGS, method: v.method, steps: STEPS, seed: SEED, sourceModel: source, ...(v.forgetClasses ? { forgetClasses: v.forgetClasses } : {}) });
     const seconds = (performance.now() - t) / 1000;
     const file = await save(proto, path.join(WORK, `${v.name}.onnx`));
     log(`disposed ${v.name} in ${seconds.toFixed(0)} s`);

@@ -12,32 +12,39 @@ import { evaluate } from '../verify/evaluate.js';
 import { piggybackAttack, type PiggybackOptions } from '../verify/piggyback.js';
 import { reinitialize } from '../verify/reinit.js';
 import { splitDataset } from '../verify/split.js';
-import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
+import { disposeModel, DEFAULT_DISPOSE_SETTINGS, PLAIN_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from '../harden/dispose.js';
 import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
 import { ortThreads, setOrtThreads } from '../verify/ort.js';
-import { parseClassList } from '../cli/class-list.js';
+import { parseForgetClasses } from '../cli/class-list.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
 
 /**
  * `npm run experiment:dtl`: the disposable-transfer-learning reference scenario.
  * Source: LeNet-5 trained on all of fashion-mnist (models/lenet5-fashion-mnist.onnx). Target:
- * fashion-mnist classes 0–4, 20 images per class. Forget data: fashion-mnist train, 100 per class,
- * with the source model's own head as H_s. PL attack: classes 5–9, 10 images per class to train
- * (10 more per class for choosing the learning rate), tested on those classes' test split.
+ * fashion-mnist classes 0–4, 20 images per class. Forget data: fashion-mnist train, 1 000 per
+ * class, with the source model's own head as H_s. PL attack: classes 5–9, 10 images per class to
+ * train (10 more per class for choosing the learning rate), tested on those classes' test split.
  * Rows: scratch, target-only, TL, RTF, UTF, GC — target accuracy and PL accuracy, mean ± std.
+ * Disposal runs with `harden dispose`'s defaults (DEFAULT_DISPOSE_SETTINGS); `--plain` starts
+ * instead from the issue's plain loss (PLAIN_DISPOSE_SETTINGS, 300 steps, 100 forget images per
+ * class, tfjs), the starting point of the research rows in experiments/dtl-research-*.
  */
 
 
+const PLAIN = process.argv.includes('--plain');
+/** What every flag below defaults to. */
+const BASE: DisposeSettings = PLAIN ? { ...PLAIN_DISPOSE_SETTINGS, steps: 300 } : DEFAULT_DISPOSE_SETTINGS;
+const flag = (name: string, fallback: boolean): boolean => (process.argv.includes(`--no-${name}`) ? false : process.argv.includes(`--${name}`) || fallback);
 const SEEDS = arg('seeds', '0,1,2').split(',').map(Number);
-const STEPS = Number(arg('steps', '300'));
-const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
-const LR = Number(arg('lr', String(DEFAULT_DISPOSE_SETTINGS.learningRate)));
+const STEPS = Number(arg('steps', String(BASE.steps)));
+const LAMBDA = Number(arg('lambda', String(BASE.lambda)));
+const LR = Number(arg('lr', String(BASE.learningRate)));
 /** Disposal methods, and `sophon` (simulated fine-tuning, src/harden/sophon.ts) for comparison. */
 const METHODS = arg('methods', 'rtf,utf,gc').split(',') as (DisposeMethod | 'sophon')[];
 /** SOPHON settings over its defaults, as JSON (e.g. '{"suppressionWeight": 0.5}'). */
 const SOPHON: Partial<SophonSettings> = JSON.parse(arg('sophon', '{}')) as Partial<SophonSettings>;
-const CHUNKS = Number(arg('chunks', String(DEFAULT_DISPOSE_SETTINGS.chunks)));
+const CHUNKS = Number(arg('chunks', String(BASE.chunks)));
 /** H_s trained along at this SGD rate (0: fixed). */
 const HEAD_LR = Number(arg('source-head-lr', '0'));
 /** θ of the forget term: parameter-name prefixes (e.g. conv for LeNet-5's convolutions). */
@@ -46,47 +53,48 @@ const FORGET_PARAMS = arg('forget-params', '') ? arg('forget-params', '').split(
 const OPTIMIZER = arg('optimizer', 'adam') as 'adam' | 'sgd' | 'momentum';
 /** Global gradient-norm clip of the disposal steps (0: none). */
 const MAX_GRAD_NORM = Number(arg('max-grad-norm', '0')) || undefined;
-/** Dispose of these source classes only (e.g. 5-9: the ones the target task does not use). */
-const FORGET_CLASSES = arg('forget-classes', '') ? parseClassList('--forget-classes', arg('forget-classes', '')) : undefined;
-/** gc/ngc chunks: random (default), class (one class per chunk) or fixed (one batch, the same chunks every step). */
-const CHUNKING = arg('chunking', 'random') as 'random' | 'class' | 'fixed';
+/** Dispose of these source classes only (e.g. 5-9), 'auto' (those the target task does not use) or 'all'. */
+const FORGET_CLASSES = parseForgetClasses('forget-classes', arg('forget-classes', BASE.forgetClasses === 'auto' ? 'auto' : 'all'));
+/** gc/ngc chunks: random, class (one class per chunk) or fixed (one batch, the same chunks every step). */
+const CHUNKING = arg('chunking', BASE.chunking ?? 'random') as 'random' | 'class' | 'fixed';
 /** gc/ngc: no collision gradient while L_GC is below this (absent: unbounded). */
 const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(arg('collision-floor', ''));
 /** Distil on augmented target batches (crop and flip). */
-const RETAIN_AUGMENT = process.argv.includes('--retain-augment');
+const RETAIN_AUGMENT = flag('retain-augment', BASE.retainAugment ?? false);
 /** Keep each θ weight tensor's norm at most its norm in the TL model. */
-const CAP_NORMS = process.argv.includes('--cap-norms');
-/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; absent: none). */
-const FORGET_GRAD_NORM = arg('forget-grad-norm', '') === '' ? undefined : Number(arg('forget-grad-norm', ''));
-/** Project the forget gradient off its conflict with L_KD's (DisposeSettings.projectForget). */
-const PROJECT_FORGET = process.argv.includes('--project-forget');
+const CAP_NORMS = flag('cap-norms', BASE.capNorms ?? false);
+/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; 'none': no clip). */
+const FORGET_GRAD_NORM_ARG = arg('forget-grad-norm', String(BASE.forgetGradNorm ?? 'none'));
+const FORGET_GRAD_NORM = FORGET_GRAD_NORM_ARG === 'none' ? undefined : Number(FORGET_GRAD_NORM_ARG);
+/** Project the forget gradient off its conflict with L_KD's (DisposeSettings.projectForget; --no-project-forget: don't). */
+const PROJECT_FORGET = flag('project-forget', BASE.projectForget ?? false);
 /** Distillation-only steps after the disposal steps (DisposeSettings.repairSteps). */
 const REPAIR_STEPS = Number(arg('repair-steps', '0'));
 /** Forget-set size per class (N = 10× this): E[L_GC] rewards per-example variance by 1/(N − 1). */
-const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
+const FORGET_PER_CLASS = Number(arg('forget-per-class', PLAIN ? '100' : '1000'));
 /** Research: also evaluate TL + α·(disposed − TL) at these α (e.g. 0.5,0.75). */
 const INTERPOLATE = arg('interpolate', '') ? arg('interpolate', '').split(',').map(Number) : [];
 if (INTERPOLATE.some((a) => !Number.isFinite(a))) throw new Error(`--interpolate: comma-separated numbers, got '${arg('interpolate', '')}'`);
 /** Distillation temperature T of L_KD = T²·KL(softmax(z₀/T) ‖ softmax(z/T)). */
-const TEMPERATURE = Number(arg('temperature', String(DEFAULT_DISPOSE_SETTINGS.temperature)));
+const TEMPERATURE = Number(arg('temperature', String(BASE.temperature)));
 /** Forget batch size (a multiple of --chunks). */
-const FORGET_BATCH = Number(arg('forget-batch-size', String(DEFAULT_DISPOSE_SETTINGS.forgetBatchSize)));
+const FORGET_BATCH = Number(arg('forget-batch-size', String(BASE.forgetBatchSize)));
 /**
  * Images L_KD is computed on: 'target' (the 100 target images) or 'target+forget' (those and
  * the forget set's images, unlabelled: the teacher M₀'s outputs are the targets).
  */
-const DISTIL_ON = arg('distil-on', 'target') as 'target' | 'target+forget';
+const DISTIL_ON = arg('distil-on', BASE.distilOnForget ? 'target+forget' : 'target') as 'target' | 'target+forget';
 if (!['target', 'target+forget'].includes(DISTIL_ON)) throw new Error(`--distil-on: target or target+forget, got '${DISTIL_ON}'`);
 /** Every disposal row's settings but its method and seed. */
 const DISPOSAL: DisposeSettings = {
-  ...DEFAULT_DISPOSE_SETTINGS, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, temperature: TEMPERATURE, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR,
+  ...BASE, steps: STEPS, lambda: LAMBDA, learningRate: LR, chunks: CHUNKS, temperature: TEMPERATURE, forgetClasses: FORGET_CLASSES, sourceHeadLearningRate: HEAD_LR,
   forgetParameters: FORGET_PARAMS, optimizer: OPTIMIZER, maxGradNorm: MAX_GRAD_NORM, chunking: CHUNKING, collisionFloor: COLLISION_FLOOR, retainAugment: RETAIN_AUGMENT,
   capNorms: CAP_NORMS, forgetBatchSize: FORGET_BATCH, repairSteps: REPAIR_STEPS, forgetGradNorm: FORGET_GRAD_NORM, projectForget: PROJECT_FORGET, distilOnForget: DISTIL_ON === 'target+forget',
 };
 /** Output name in experiments/ (variants write beside the reference table). */
 const OUT = arg('out', 'dtl');
 /** Training engine of every row (TL, target-only, disposal, PL attacks). */
-const ENGINE = selectEngine(arg('engine', 'tfjs') as EngineName | 'auto');
+const ENGINE = selectEngine(arg('engine', PLAIN ? 'tfjs' : 'auto') as EngineName | 'auto');
 /** onnxruntime intra-op threads (0: every core), e.g. 1 to run one seed per core in parallel processes. */
 const THREADS = Number(arg('threads', '0'));
 if (!Number.isInteger(THREADS) || THREADS < 0) throw new Error(`--threads: a whole number ≥ 0, got '${arg('threads', '0')}'`);

@@ -12,7 +12,7 @@ import { trainModel } from '../train/trainer.js';
 import { withNewHead } from '../train/head.js';
 import { withWeights } from '../export/export.js';
 import { evaluate } from '../verify/evaluate.js';
-import { disposeModel, DEFAULT_DISPOSE_SETTINGS } from '../harden/dispose.js';
+import { disposeModel, PLAIN_DISPOSE_SETTINGS } from '../harden/dispose.js';
 import { Random } from '../util/random.js';
 import { arg, ROOT } from './common.js';
 
@@ -29,15 +29,15 @@ import { arg, ROOT } from './common.js';
 
 const SEED = Number(arg('seed', '0'));
 const STEPS = Number(arg('steps', String(300)));
-const LAMBDA = Number(arg('lambda', String(DEFAULT_DISPOSE_SETTINGS.lambda)));
+const LAMBDA = Number(arg('lambda', String(PLAIN_DISPOSE_SETTINGS.lambda)));
 /** Random chunkings averaged for the measured E[L_GC]. */
 const DRAWS = Number(arg('draws', '1000'));
 /** Forget-set size per class (N = 10× this). */
 const FORGET_PER_CLASS = Number(arg('forget-per-class', '100'));
 /** Output name in experiments/. */
 const OUT = arg('out', 'gc-expectation');
-const K = DEFAULT_DISPOSE_SETTINGS.chunks;
-const CHUNK = DEFAULT_DISPOSE_SETTINGS.forgetBatchSize / K;
+const K = PLAIN_DISPOSE_SETTINGS.chunks;
+const CHUNK = PLAIN_DISPOSE_SETTINGS.forgetBatchSize / K;
 
 /** `model`'s backbone with the source model's head: every initializer the two share, except the head's. */
 function backboneWithSourceHead(model: OnnxModel, source: OnnxModel): OnnxModel {
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const { proto: tl } = await trainModel({ proto: withNewHead(source.proto, 5, SEED, 'source') }, 'TL', target, undefined, {
     epochs: 20, batchSize: 20, optimizer: { kind: 'adam', learningRate: 1e-3 }, schedule: 'constant', stepEvery: 1, gamma: 1, train: 'all', augment: false, seed: SEED,
   });
-  const disposal = { ...DEFAULT_DISPOSE_SETTINGS, method: 'gc' as const, steps: STEPS, lambda: LAMBDA, seed: SEED, sourceModel: source, engine: 'ort' as const };
+  const disposal = { ...PLAIN_DISPOSE_SETTINGS, method: 'gc' as const, steps: STEPS, lambda: LAMBDA, seed: SEED, sourceModel: source, engine: 'ort' as const };
   const { proto: gc } = await disposeModel({ proto: tl }, 'TL', { retain: target, forget }, disposal);
   const rows = [];
   for (const [name, model] of [['source model', source], ['TL', { proto: tl }], [`TL + GC (λ ${LAMBDA}, ${STEPS} steps)`, { proto: gc }]] as const) {

@@ -6,6 +6,7 @@ import type { OnnxModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/schema.js';
 import type { Dataset } from '../data/types.js';
 import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
+import { readHardenRecord } from '../export/export.js';
 import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from './dispose.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from './prune.js';
@@ -22,7 +23,8 @@ export interface MethodOptions {
   seed: number;
   /** Disposal: the source model whose classifier is the source head. */
   sourceModel?: OnnxModel;
-  dispose?: Partial<DisposeSettings>;
+  /** Over DEFAULT_DISPOSE_SETTINGS; a null turns an optional setting off. */
+  dispose?: { [K in keyof DisposeSettings]?: DisposeSettings[K] | null };
   prune?: Partial<PruneSettings>;
   ntl?: Partial<NtlSettings>;
   sophon?: Partial<SophonSettings>;
@@ -78,10 +80,22 @@ async function applyByName(model: OnnxModel, source: string, method: MethodName,
     return { proto: r.proto, settings: { ...settings } };
   }
   const sourceModel = o.sourceModel;
-  const settings: DisposeSettings = { ...DEFAULT_DISPOSE_SETTINGS, ...o.dispose, method: method as DisposeMethod, seed: o.seed, sourceModel };
+  const settings: DisposeSettings = { ...overDefaults(DEFAULT_DISPOSE_SETTINGS, o.dispose), method: method as DisposeMethod, seed: o.seed, sourceModel };
   const r = await disposeModel(model, source, { retain: keep, forget: block }, settings, {
     progress: { onStart: () => log(`dispose (${method}, ${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: KD ${s.distillation.toFixed(4)}, forget term ${s.forget.toPrecision(4)}`) },
   });
+  const chosen = readHardenRecord(r.proto)?.figures?.forgetClasses;
+  if (chosen !== undefined) log(`  forget classes (auto): ${Array.isArray(chosen) ? chosen.join(', ') : String(chosen)}`);
   const { sourceModel: _omit, ...plain } = settings;
   return { proto: r.proto, settings: { ...plain, sourceModel: sourceModel?.path } };
+}
+
+/** `overrides` over `defaults`, where a null turns an optional setting off (`"forgetGradNorm": null`). */
+function overDefaults(defaults: DisposeSettings, overrides: NonNullable<MethodOptions['dispose']> = {}): DisposeSettings {
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === null) delete out[key];
+    else out[key] = value;
+  }
+  return out as unknown as DisposeSettings;
 }

@@ -41,10 +41,10 @@ import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { cropAndFlip } from '../train/augment.js';
 import { distillationLoss, gradientCollision } from './losses.js';
-import { restrictForget, restrictHead } from './forget-classes.js';
+import { classesUsedByTarget, restrictForget, restrictHead } from './forget-classes.js';
 import { withUnlabelledImages } from '../data/subset.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
-import { buildSourceHead, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+import { buildSourceHead, datasetFeatures, fitLinearProbe, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
 import { ortDisposeStepper } from './dispose-ort.js';
 
@@ -69,8 +69,15 @@ export interface DisposeSettings {
   sourceModel?: OnnxModel;
   /** Linear-probe settings (when no source model is given); seed defaults to `seed`. */
   probe?: Partial<ProbeSettings>;
-  /** Dispose of these forget-data classes only (forget-classes.ts), e.g. an audit's lingering classes. */
-  forgetClasses?: number[];
+  /**
+   * Dispose of these forget-data classes only (forget-classes.ts), e.g. an audit's lingering
+   * classes. 'auto': every source class but those the target task uses — for each retain class,
+   * the source class a linear probe calls most of its images (classesUsedByTarget); all classes
+   * where the forget data lacks some of H_s's classes (it then is not the whole source task, and a
+   * target class would be read as the nearest class given), where that leaves fewer than two, or
+   * too few images for the chunking. Absent: every class. A list needs at least two classes.
+   */
+  forgetClasses?: number[] | 'auto';
   /** Training engine of the steps (default: the one selectEngine chose; tfjs when none was). */
   engine?: EngineName;
   /**
@@ -106,7 +113,8 @@ export interface DisposeSettings {
    * Project out of the forget gradient its component against L_KD's gradient when the two
    * conflict (negative inner product; PCGrad), so that, before the optimizer's own scaling, the
    * forget step does not raise L_KD to first order. Not on the first step: at M₀ L_KD's gradient
-   * is rounding noise, whose direction is arbitrary (and differs between engines). Default false.
+   * is rounding noise, whose direction is arbitrary (and differs between engines). Absent: false
+   * (DEFAULT_DISPOSE_SETTINGS: true).
    */
   projectForget?: boolean;
   /**
@@ -114,11 +122,12 @@ export interface DisposeSettings {
    * with the retain images into one pool. A few retain images cannot hold the target task's
    * generalization while the forget term moves the backbone; M₀'s outputs on the wider source
    * images do. All the forget images given, also where forgetClasses restricts the forget term
-   * to some classes (the others' images hold the target task as well). Default false.
+   * to some classes (the others' images hold the target task as well). Absent: false
+   * (DEFAULT_DISPOSE_SETTINGS: true).
    */
   distilOnForget?: boolean;
   /**
-   * How gc/ngc split the forget batch: 'random' (default; chunks of a shuffled batch), 'class'
+   * How gc/ngc split the forget batch: 'random' (when absent; chunks of a shuffled batch), 'class'
    * (each chunk one class, the batch's classes distinct) or 'fixed' (below). With random chunks, E[L_GC] =
    * C(k,2)·(‖μ‖² − tr Σ/(N−1)) over the forget set (μ, Σ: mean and covariance of per-example
    * gradients): a penalty on the source gradient's norm. With class chunks it is
@@ -153,12 +162,12 @@ export interface DisposeSettings {
 }
 
 /**
- * Defaults chosen for LeNet-5 transferred between MNIST-like tasks (28×28 / 32×32, 84 features):
- * GC with λ = 1, k = 4 chunks of 16 forget images, T = 4, Adam 1e-4 (small: KD has to hold the
- * target task while the backbone moves), 500 steps of 64 target images. They have NOT been
- * tuned on the reference scenario yet; treat them as a starting point.
+ * The issue's loss as written, with none of the options: GC with λ = 1, k = 4 random chunks of 16
+ * forget images, T = 4, Adam 1e-4, 500 steps of 64 target images, every source class. On the
+ * reference scenario it barely moves PL (experiments/dtl-research-*); the research experiments
+ * that study the plain loss start from it.
  */
-export const DEFAULT_DISPOSE_SETTINGS: DisposeSettings = {
+export const PLAIN_DISPOSE_SETTINGS: DisposeSettings = {
   method: 'gc',
   lambda: 1,
   chunks: 4,
@@ -168,6 +177,23 @@ export const DEFAULT_DISPOSE_SETTINGS: DisposeSettings = {
   batchSize: 64,
   forgetBatchSize: 64,
   seed: 0,
+};
+
+/**
+ * The defaults: the plain loss with what the reference scenario showed it needs to dispose while
+ * holding the target task (experiments/dtl.md, README "Disposable transfer learning"): one fixed
+ * forget batch whose collision runs away (chunking 'fixed'), its gradient clipped to norm 30 and
+ * freed of its conflict with distillation's, distillation on the forget images too, the forget
+ * term on the source classes the target task does not use, 6 000 steps.
+ */
+export const DEFAULT_DISPOSE_SETTINGS: DisposeSettings = {
+  ...PLAIN_DISPOSE_SETTINGS,
+  steps: 6000,
+  chunking: 'fixed',
+  forgetGradNorm: 30,
+  projectForget: true,
+  distilOnForget: true,
+  forgetClasses: 'auto',
 };
 
 export interface DisposeStepRecord {
@@ -244,9 +270,44 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   }
   if (s.repairSteps !== undefined && !(Number.isInteger(s.repairSteps) && s.repairSteps >= 0)) fail(`repair steps must be an integer ≥ 0, got ${s.repairSteps}`);
   if (s.collisionFloor !== undefined && !Number.isFinite(s.collisionFloor)) fail(`collision floor must be a finite number, got ${s.collisionFloor}`);
+  if (typeof s.forgetClasses === 'string' && s.forgetClasses !== 'auto') fail(`forget classes must be 'auto' or a list of classes, got '${s.forgetClasses}'`);
+  if (Array.isArray(s.forgetClasses) && s.forgetClasses.length < 2) fail(`forget classes: give at least 2 (over one class the source head's softmax is constant and the forget term is zero), got [${s.forgetClasses.join(', ')}]`);
   if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
+}
+
+/** Why the forget data cannot be chunked as `s.chunking` asks (undefined: it can). */
+function chunkingProblem(s: DisposeSettings, forget: Dataset): string | undefined {
+  if (s.chunking === 'class') {
+    const present = new Set(forget.labels).size;
+    if (present < s.chunks) return `class chunking needs at least ${s.chunks} classes (one per chunk) in the forget data '${forget.name}', it has ${present}`;
+  }
+  if (s.chunking === 'fixed' && s.forgetBatchSize > forget.labels.length) {
+    return `fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${forget.name}' (${forget.labels.length} images)`;
+  }
+  return undefined;
+}
+
+/**
+ * forgetClasses 'auto': the source classes that the retain data's classes do not use
+ * (classesUsedByTarget), read by a linear probe on the input model's features of the forget data
+ * (H_s itself when it is one). A source model's classifier does not do: transfer learning moved
+ * the backbone under it, and on seeds of the reference scenario it sends whole target classes to
+ * source classes they are not.
+ */
+async function classesNotUsedByTarget(graph: ImportedGraph, layout: HeadLayout, head: SourceHead, data: { retain: Dataset; forget: Dataset }, probe: Partial<ProbeSettings>): Promise<number[]> {
+  const reader = head.origin === 'probe' ? head : await fitLinearProbe(graph, data.forget, probe, head.classes);
+  try {
+    const predicted = tf.tidy(() => {
+      const features = datasetFeatures(graph, layout.head.featureTensor, data.retain, layout.featureSize);
+      return tf.argMax(reader.logits(features), 1).dataSync();
+    });
+    const used = classesUsedByTarget(predicted, data.retain.labels);
+    return Array.from({ length: head.classes }, (_, c) => c).filter((c) => !used.includes(c));
+  } finally {
+    if (reader !== head) reader.dispose();
+  }
 }
 
 function settingsKey(s: DisposeSettings): Record<string, unknown> {
@@ -271,16 +332,8 @@ export async function disposeModel(
   const s: DisposeSettings = { ...settings, engine: settings.engine ?? selectedEngine() };
   validateDisposeSettings(s, data);
   const distilImages = data.forget;
-  if (s.forgetClasses) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
-  // On the forget data as restricted above.
+  if (Array.isArray(s.forgetClasses)) data = { ...data, forget: restrictForget(data.forget, s.forgetClasses) };
   const collision = s.method === 'gc' || s.method === 'ngc';
-  if (collision && s.chunking === 'class') {
-    const present = new Set(data.forget.labels).size;
-    if (present < s.chunks) fail(`class chunking needs at least ${s.chunks} classes (one per chunk) in the forget data '${data.forget.name}', it has ${present}`);
-  }
-  if (collision && s.chunking === 'fixed' && s.forgetBatchSize > data.forget.labels.length) {
-    fail(`fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${data.forget.name}' (${data.forget.labels.length} images)`);
-  }
   const graph = new ImportedGraph(model, source);
   let head: SourceHead | undefined;
   let stepper: DisposeStepper | undefined;
@@ -295,7 +348,24 @@ export async function disposeModel(
     // H_s on the original backbone (before any checkpoint is restored, so resume rebuilds the same one).
     head = await buildSourceHead(graph, data.forget, { sourceModel: s.sourceModel, probe: { seed: s.seed, ...s.probe } });
     // A source model's head covers every source class: keep the chosen ones (a probe was fitted on them alone).
-    if (s.forgetClasses && s.sourceModel) head = restrictHead(head, s.forgetClasses);
+    if (Array.isArray(s.forgetClasses) && s.sourceModel) head = restrictHead(head, s.forgetClasses);
+    let forgotten: number[] | undefined;
+    // 'auto' needs the whole source task to tell which of its classes the target task is: with
+    // some classes missing from the forget data, a target class would be read as the nearest one given.
+    if (s.forgetClasses === 'auto' && new Set(data.forget.labels).size === head.classes) {
+      const classes = await classesNotUsedByTarget(graph, layout, head, data, { seed: s.seed, ...s.probe });
+      // At least two: over one class H_s's softmax is constant and every forget term is zero.
+      const restricted = classes.length >= 2 && classes.length < head.classes ? restrictForget(data.forget, classes) : undefined;
+      if (restricted && (!collision || !chunkingProblem(s, restricted))) {
+        data = { ...data, forget: restricted };
+        head = restrictHead(head, classes);
+        forgotten = classes;
+      }
+    }
+    if (collision) {
+      const problem = chunkingProblem(s, data.forget);
+      if (problem) fail(problem);
+    }
     const problem: DisposeProblem = { model, source, graph, layout, head, settings: s };
     stepper = s.engine === 'ort' ? await ortDisposeStepper(problem) : tfjsDisposeStepper(problem);
 
@@ -336,7 +406,7 @@ export async function disposeModel(
     for (const [name, w] of weights) {
       if (w.some((v) => !Number.isFinite(v))) throw new HardenError(`dispose: diverged: weight '${name}' is not finite after step ${total}; lower the learning rate or lambda`);
     }
-    return { proto: finish(model, weights, s, history, head), history };
+    return { proto: finish(model, weights, s, history, head, forgotten), history };
   } finally {
     stepper?.dispose();
     head?.dispose();
@@ -522,7 +592,8 @@ export function parameterSplit(source: string, learnable: readonly string[], lay
 }
 
 /** The disposed model with a Harden record (operation 'dispose') in metadata_props. */
-function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: DisposeSettings, history: DisposeStepRecord[], head: SourceHead): ModelProto {
+/** `forgotten`: the classes forgetClasses 'auto' chose (absent: it chose all, or was not asked). */
+function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: DisposeSettings, history: DisposeStepRecord[], head: SourceHead, forgotten?: number[]): ModelProto {
   const proto = withWeights(model, weights);
   const first = history[0];
   const last = history.at(-1);
@@ -535,6 +606,7 @@ function finish(model: OnnxModel, weights: Map<string, Float32Array>, s: Dispose
     figures: {
       steps: history.length,
       sourceHead: head.origin,
+      ...(s.forgetClasses === 'auto' ? { forgetClasses: forgotten ?? 'all' } : {}),
       ...(first && last ? { distillation: [first.distillation, last.distillation], forget: [first.forget, lastForget?.forget ?? first.forget] } : {}),
     },
   };

@@ -42,3 +42,24 @@ export function restrictHead(head: SourceHead, classes: readonly number[]): Sour
     dispose: () => tf.dispose([weight, bias]),
   };
 }
+
+/**
+ * The source classes a target task uses, by H_s's reading of its retain images: for each retain
+ * class, the source class H_s predicts for more than half of that class's images (none where no
+ * source class has such a majority). `predicted[i]` is H_s's class for retain image i.
+ * Forgetting such a class would fight the target task itself (its images are that class's).
+ */
+export function classesUsedByTarget(predicted: ArrayLike<number>, retainLabels: ArrayLike<number>): number[] {
+  const counts = new Map<number, Map<number, number>>();
+  for (let i = 0; i < retainLabels.length; i++) {
+    const byTarget = counts.get(retainLabels[i]!) ?? new Map<number, number>();
+    byTarget.set(predicted[i]!, (byTarget.get(predicted[i]!) ?? 0) + 1);
+    counts.set(retainLabels[i]!, byTarget);
+  }
+  const used = new Set<number>();
+  for (const byTarget of counts.values()) {
+    const total = [...byTarget.values()].reduce((a, b) => a + b, 0);
+    for (const [source, n] of byTarget) if (2 * n > total) used.add(source);
+  }
+  return [...used].sort((a, b) => a - b);
+}

@@ -4,9 +4,9 @@ import { initBackend } from '../../src/engine/backend.js';
 import { ImportedGraph } from '../../src/import/graph.js';
 import { readHardenRecord } from '../../src/export/export.js';
 import { disposeModel } from '../../src/harden/dispose.js';
-import { restrictForget, restrictHead } from '../../src/harden/forget-classes.js';
+import { classesUsedByTarget, restrictForget, restrictHead } from '../../src/harden/forget-classes.js';
 import { sourceHeadFromModel } from '../../src/harden/source-head.js';
-import { tinyNet, synthetic } from '../helpers/tiny.js';
+import { tinyNet, synthetic, trainTiny } from '../helpers/tiny.js';
 
 const model = tinyNet(2);
 const sourceModel = tinyNet(4, 16, 9);
@@ -50,6 +50,31 @@ describe('--forget-classes', () => {
     const some = await disposeModel(model, 'tiny', { retain: synthetic(16, 1, 'halves'), forget }, { ...settings, forgetClasses: [2, 3] });
     expect(readHardenRecord(some.proto)!.settings!.forgetClasses).toEqual([2, 3]);
     expect(some.history.map((h) => h.forget)).not.toEqual(all.history.map((h) => h.forget));
-    await expect(disposeModel(model, 'tiny', { retain: synthetic(16, 1, 'halves'), forget }, { ...settings, forgetClasses: [9] })).rejects.toThrow(/class 9/);
+    await expect(disposeModel(model, 'tiny', { retain: synthetic(16, 1, 'halves'), forget }, { ...settings, forgetClasses: [9, 2] })).rejects.toThrow(/class 9/);
+    await expect(disposeModel(model, 'tiny', { retain: synthetic(16, 1, 'halves'), forget }, { ...settings, forgetClasses: [2] })).rejects.toThrow(/at least 2 .* got \[2\]/);
+  });
+
+  it('auto: a retain class uses the source class its images are mostly called, none without a majority', () => {
+    // retain class 0: 2 of 3 called 0; class 1: 3 of 3 called 2; class 2: 1 of 2 called 3, 1 of 2 called 1 (no majority).
+    expect(classesUsedByTarget([0, 0, 1, 2, 2, 2, 3, 1], [0, 0, 0, 1, 1, 1, 2, 2])).toEqual([0, 2]);
+    expect(classesUsedByTarget([], [])).toEqual([]);
+  });
+
+  it('auto: disposes of the source classes the retain data is not, and of all of them when it is every one', async () => {
+    const settings = { method: 'gc' as const, lambda: 1, chunks: 2, temperature: 2, learningRate: 1e-2, steps: 3, batchSize: 8, forgetBatchSize: 8, seed: 1, sourceModel };
+    const trained = await trainTiny(tinyNet(4, 16, 3), forget, 12);
+    const shared = restrictForget(forget, [0, 1]); // a target task that is source classes 0 and 1
+    const auto = await disposeModel(trained, 'tiny', { retain: shared, forget }, { ...settings, forgetClasses: 'auto' });
+    expect(readHardenRecord(auto.proto)!.figures!.forgetClasses).toEqual([2, 3]);
+    const explicit = await disposeModel(trained, 'tiny', { retain: shared, forget }, { ...settings, forgetClasses: [2, 3] });
+    expect(auto.history).toEqual(explicit.history);
+    // Every source class used by the target task: the forget term keeps them all.
+    const everything = await disposeModel(trained, 'tiny', { retain: forget, forget }, { ...settings, forgetClasses: 'auto' });
+    expect(readHardenRecord(everything.proto)!.figures!.forgetClasses).toBe('all');
+    const all = await disposeModel(trained, 'tiny', { retain: forget, forget }, settings);
+    expect(everything.history).toEqual(all.history);
+    // Three of four classes used leaves one, and a forget term over one class is zero: all of them.
+    const three = await disposeModel(trained, 'tiny', { retain: restrictForget(forget, [0, 1, 2]), forget }, { ...settings, forgetClasses: 'auto' });
+    expect(readHardenRecord(three.proto)!.figures!.forgetClasses).toBe('all');
   });
 });

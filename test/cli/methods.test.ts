@@ -24,9 +24,13 @@ describe('harden dispose', () => {
     const summary = JSON.parse(r.stdout);
     expect(summary.method).toBe('gc');
     expect(summary.steps).toBe(3);
+    // --forget-classes auto (the default) says which classes it chose.
+    expect(summary.forgetClasses === 'all' || Array.isArray(summary.forgetClasses)).toBe(true);
     const inspected = JSON.parse(harden('inspect', '--json', out).stdout);
     expect(inspected.harden.operation).toBe('dispose');
     expect(inspected.harden.settings.method).toBe('gc');
+    // The defaults: DEFAULT_DISPOSE_SETTINGS, the reference scenario's recipe.
+    expect(inspected.harden.settings).toMatchObject({ chunking: 'fixed', forgetGradNorm: 30, projectForget: true, distilOnForget: true, forgetClasses: 'auto' });
     // Measured figures: target accuracy before/after, under onnxruntime and tfjs, which agree.
     const acc = inspected.harden.figures.accuracy;
     expect(acc.data).toBe('mnist:split=train,limit=128');
@@ -53,17 +57,28 @@ describe('harden dispose', () => {
     expect(JSON.parse(r.stdout).steps).toBe(3);
     const settings = JSON.parse(harden('inspect', '--json', out).stdout).harden.settings;
     expect(settings).toMatchObject({ forgetGradNorm: 30, projectForget: true, distilOnForget: true, repairSteps: 1, chunking: 'fixed' });
+    // The plain loss: every recipe option turned off by flag.
+    const plainOut = path.join(dir, 'disposed-plain.onnx');
+    const p = harden('dispose', MNIST_MODEL, '--retain', 'mnist:split=train,limit=64', '--forget', 'fashion-mnist:split=train,per-class=8', '--steps', '1',
+      '--chunking', 'random', '--forget-grad-norm', '0', '--no-project-forget', '--no-distil-on-forget', '--forget-classes', 'all', '--batch-size', '16', '--forget-batch-size', '16', '--json', '-o', plainOut);
+    expect(p.code, p.stderr).toBe(0);
+    const plain = JSON.parse(harden('inspect', '--json', plainOut).stdout).harden;
+    expect(plain.settings).toMatchObject({ chunking: 'random', projectForget: false, distilOnForget: false });
+    expect(plain.settings.forgetGradNorm).toBeUndefined();
+    expect(plain.settings.forgetClasses).toBeUndefined();
+    expect(plain.figures.forgetClasses).toBeUndefined();
   });
 
   it('bad settings are one-line errors', () => {
     const out = path.join(dir, 'bad.onnx');
-    const base = ['dispose', MNIST_MODEL, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:per-class=4', '-o', out];
+    const base = ['dispose', MNIST_MODEL, '--retain', 'mnist:limit=32', '--forget', 'fashion-mnist:per-class=8', '-o', out];
     expectOneLineError(harden(...base, '--lambda', '-1'), 2, /λ|lambda/);
     expectOneLineError(harden(...base, '--test-data', 'nosuch:x'), 2, /dataset spec 'nosuch:x'/);
     expectOneLineError(harden(...base, '--forget-params', 'nothing', '--steps', '1'), 2, /no backbone parameter starts with 'nothing'/);
     expectOneLineError(harden(...base, '--source-head-lr', '-1'), 2, /source head learning rate/);
     expectOneLineError(harden(...base, '--collision-floor', 'low'), 2, /collision floor must be a finite number, got NaN/);
-    expectOneLineError(harden(...base, '--forget-grad-norm', '0'), 2, /forget gradient norm must be a finite number > 0, got 0/);
+    expectOneLineError(harden(...base, '--forget-grad-norm', '-1'), 2, /forget gradient norm must be a finite number > 0, got -1/);
+    expectOneLineError(harden(...base, '--forget-classes', 'some'), 2, /--forget-classes: 'some' is not a class id/);
     expectOneLineError(harden(...base, '--repair-steps', '-1'), 2, /repair steps must be an integer ≥ 0, got -1/);
     expectOneLineError(harden(...base, '--repair-steps', 'many'), 2, /repair steps must be an integer ≥ 0, got NaN/);
     expectOneLineError(harden(...base, '--chunks', '3', '--forget-batch-size', '16'), 2, /multiple|chunks/);

@@ -55,6 +55,16 @@ describe('harden <model> (the pipeline)', () => {
     expect(report.method.settings.sparsity).toBe(0.95);
   });
 
+  it('disposes with GC on the defaults, where a null in --dispose turns an optional one off', () => {
+    const out = path.join(dir, 'gc.onnx');
+    const r = harden(MNIST_MODEL, '--method', 'gc', '--steps', '2', '--dispose', '{"forgetGradNorm": null, "forgetClasses": null, "chunking": "random"}', ...QUICK, '--attacks', 'mia', '-o', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { settings } = JSON.parse(r.stdout).report.method;
+    expect(settings).toMatchObject({ steps: 2, chunking: 'random', projectForget: true, distilOnForget: true });
+    expect(settings).not.toHaveProperty('forgetGradNorm');
+    expect(settings).not.toHaveProperty('forgetClasses');
+  });
+
   it('runs NTL as a pipeline method', () => {
     const out = path.join(dir, 'ntl.onnx');
     const r = harden(MNIST_MODEL, '--method', 'ntl', '--steps', '3', ...QUICK, '--attacks', 'mia', '-o', out, '--json');
