@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend } from '../engine/backend.js';
 import { initializerMap, loadModel, type OnnxModel } from '../onnx/model.js';
-import { withWeights } from '../export/export.js';
+import { readHardenRecord, withWeights } from '../export/export.js';
 import { loadDataset } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { buildArchitecture } from '../models/index.js';
@@ -107,7 +107,8 @@ const TARGET_TRAIN = (epochs: number, seed: number): TrainSettings => ({
 type Method = 'RTF' | 'UTF' | 'GC' | 'NGC' | 'SOPHON';
 type Row = 'scratch' | 'target-only' | 'TL' | Method | `${Method} at α ${number}`;
 const interpolationRow = (row: Row, alpha: number) => `${row as Method} at α ${alpha}` as Row;
-interface Result { row: Row; seed: number; target?: number; pl: number; plBalanced: number; seconds: number }
+/** forgetClasses: what forgetClasses 'auto' chose for a disposal row (its Harden record). */
+interface Result { row: Row; seed: number; target?: number; pl: number; plBalanced: number; seconds: number; forgetClasses?: unknown }
 
 const stats = (xs: number[]): string => meanStd(xs, 100, 1);
 
@@ -155,7 +156,8 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
     await timed(row, async () => {
       const { proto } = await disposeModel(tl, 'TL', { retain: target, forget: sets.forget }, { ...DISPOSAL, method, seed, sourceModel: source });
       disposed = { proto };
-      return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })) };
+      const chosen = readHardenRecord(proto)?.figures?.forgetClasses;
+      return { target: (await evaluate(proto, sets.targetTest)).accuracy, ...(await pl({ proto })), ...(chosen !== undefined ? { forgetClasses: chosen } : {}) };
     });
     for (const alpha of INTERPOLATE) {
       await timed(interpolationRow(row, alpha), async () => {
@@ -165,6 +167,14 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
     }
   }
   return results;
+}
+
+/** The lines saying which classes forgetClasses 'auto' chose, per row and seed (none where it was not asked). */
+function autoClasses(results: Result[]): string[] {
+  const chosen = results.filter((r) => r.forgetClasses !== undefined);
+  if (!chosen.length) return [];
+  const text = (c: unknown) => (Array.isArray(c) ? c.join(',') : String(c));
+  return [`Forget classes chosen by \`forgetClasses: 'auto'\`: ${chosen.map((r) => `${r.row} seed ${r.seed}: ${text(r.forgetClasses)}`).join('; ')}.`, ''];
 }
 
 /** TL + α·(disposed − TL), every float initializer (weights and BN statistics). */
@@ -212,6 +222,7 @@ async function main(): Promise<void> {
     '| --- | --- | --- | --- | --- |',
     ...table.map((t) => `| ${t.row} | ${t.target} | ${t.pl} | ${t.plBalanced} | ${t.seconds.toFixed(0)} |`),
     '',
+    ...autoClasses(results),
     'Settings: `' + JSON.stringify(settings) + '`',
     '',
   ].join('\n');

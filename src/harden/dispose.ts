@@ -284,7 +284,7 @@ function chunkingProblem(s: DisposeSettings, forget: Dataset): string | undefine
     if (present < s.chunks) return `class chunking needs at least ${s.chunks} classes (one per chunk) in the forget data '${forget.name}', it has ${present}`;
   }
   if (s.chunking === 'fixed' && s.forgetBatchSize > forget.labels.length) {
-    return `fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${forget.name}' (${forget.labels.length} images)`;
+    return `fixed chunking needs a forget batch (${s.forgetBatchSize}) no larger than the forget data '${forget.name}' (${forget.labels.length} images): lower the forget batch size (a multiple of chunks) or give more forget data`;
   }
   return undefined;
 }
