@@ -63,9 +63,9 @@ const COLLISION_FLOOR = arg('collision-floor', '') === '' ? undefined : Number(a
 const RETAIN_AUGMENT = flag('retain-augment', BASE.retainAugment ?? false);
 /** Keep each θ weight tensor's norm at most its norm in the TL model. */
 const CAP_NORMS = flag('cap-norms', BASE.capNorms ?? false);
-/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; 'none': no clip). */
+/** Clip of the forget term's gradient alone (DisposeSettings.forgetGradNorm; 'none' or 0: no clip). */
 const FORGET_GRAD_NORM_ARG = arg('forget-grad-norm', String(BASE.forgetGradNorm ?? 'none'));
-const FORGET_GRAD_NORM = FORGET_GRAD_NORM_ARG === 'none' ? undefined : Number(FORGET_GRAD_NORM_ARG);
+const FORGET_GRAD_NORM = FORGET_GRAD_NORM_ARG === 'none' || Number(FORGET_GRAD_NORM_ARG) === 0 ? undefined : Number(FORGET_GRAD_NORM_ARG);
 /** Project the forget gradient off its conflict with L_KD's (DisposeSettings.projectForget; --no-project-forget: don't). */
 const PROJECT_FORGET = flag('project-forget', BASE.projectForget ?? false);
 /** Distillation-only steps after the disposal steps (DisposeSettings.repairSteps). */

@@ -41,7 +41,7 @@ import { Random } from '../util/random.js';
 import { checkImagesFit } from '../train/fit.js';
 import { cropAndFlip } from '../train/augment.js';
 import { distillationLoss, gradientCollision } from './losses.js';
-import { classesUsedByTarget, restrictForget, restrictHead } from './forget-classes.js';
+import { classesUsedByTarget, featureCloud, restrictForget, restrictHead } from './forget-classes.js';
 import { withUnlabelledImages } from '../data/subset.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
 import { buildSourceHead, datasetFeatures, fitLinearProbe, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
@@ -67,17 +67,19 @@ export interface DisposeSettings {
   seed: number;
   /** Source model to take H_s from; without it H_s is a linear probe fitted on the forget data. */
   sourceModel?: OnnxModel;
-  /** Linear-probe settings (when no source model is given); seed defaults to `seed`. */
+  /** Linear-probe settings (H_s without a source model, and forgetClasses 'auto'); seed defaults to `seed`. */
   probe?: Partial<ProbeSettings>;
   /**
    * Dispose of these forget-data classes only (forget-classes.ts), e.g. an audit's lingering
-   * classes. 'auto': every source class but those the target task uses — for each retain class,
-   * the source class a linear probe calls most of its images (classesUsedByTarget); all classes
-   * where the forget data lacks some of H_s's classes (it then is not the whole source task, and a
-   * target class would be read as the nearest class given), where that leaves fewer than two, or
-   * too few images for the chunking. Absent: every class. A list needs at least two classes.
+   * classes. 'auto': every source class but those the target task is — for each retain class, the
+   * source class a linear probe calls more than half of its images, where those images also lie
+   * in that class's feature cloud (classesUsedByTarget, featureCloud); every class where the
+   * forget data lacks some of H_s's classes (it then is not the whole source task, and a target
+   * class would be read as the nearest class given), where fewer than two would remain, or where
+   * the rest cannot fill the chunking (a fixed batch's images, class chunks' classes). 'all' or
+   * absent: every class. A list needs at least two distinct classes.
    */
-  forgetClasses?: number[] | 'auto';
+  forgetClasses?: number[] | 'auto' | 'all';
   /** Training engine of the steps (default: the one selectEngine chose; tfjs when none was). */
   engine?: EngineName;
   /**
@@ -270,8 +272,11 @@ export function validateDisposeSettings(s: DisposeSettings, data: { retain: Data
   }
   if (s.repairSteps !== undefined && !(Number.isInteger(s.repairSteps) && s.repairSteps >= 0)) fail(`repair steps must be an integer ≥ 0, got ${s.repairSteps}`);
   if (s.collisionFloor !== undefined && !Number.isFinite(s.collisionFloor)) fail(`collision floor must be a finite number, got ${s.collisionFloor}`);
-  if (typeof s.forgetClasses === 'string' && s.forgetClasses !== 'auto') fail(`forget classes must be 'auto' or a list of classes, got '${s.forgetClasses}'`);
-  if (Array.isArray(s.forgetClasses) && s.forgetClasses.length < 2) fail(`forget classes: give at least 2 (over one class the source head's softmax is constant and the forget term is zero), got [${s.forgetClasses.join(', ')}]`);
+  if (typeof s.forgetClasses === 'string' && !['auto', 'all'].includes(s.forgetClasses)) fail(`forget classes must be 'auto', 'all' or a list of classes, got '${s.forgetClasses}'`);
+  if (Array.isArray(s.forgetClasses) && new Set(s.forgetClasses).size < 2) {
+    fail(`forget classes: give at least 2 distinct classes (over one class the source head's softmax is constant and the forget term is zero), got [${s.forgetClasses.join(', ')}]`);
+  }
+  if (Array.isArray(s.forgetClasses) && new Set(s.forgetClasses).size !== s.forgetClasses.length) fail(`forget classes: class listed twice in [${s.forgetClasses.join(', ')}]`);
   if (s.chunking !== undefined && !['random', 'class', 'fixed'].includes(s.chunking)) fail(`chunking must be random, class or fixed, got '${String(s.chunking)}'`);
   if (data.retain.labels.length === 0) fail(`retain data '${data.retain.name}' is empty`);
   if (data.forget.labels.length === 0) fail(`forget data '${data.forget.name}' is empty`);
@@ -291,21 +296,22 @@ function chunkingProblem(s: DisposeSettings, forget: Dataset): string | undefine
 
 /**
  * forgetClasses 'auto': the source classes that the retain data's classes do not use
- * (classesUsedByTarget), read by a linear probe on the input model's features of the forget data
- * (H_s itself when it is one). A source model's classifier does not do: transfer learning moved
- * the backbone under it, and on seeds of the reference scenario it sends whole target classes to
- * source classes they are not.
+ * (classesUsedByTarget with featureCloud), read by a linear probe on the input model's features
+ * of the forget data (H_s itself when it is one). A source model's classifier does not do:
+ * transfer learning moved the backbone under it, and on seeds of the reference scenario it sends
+ * whole target classes to source classes they are not.
  */
 async function classesNotUsedByTarget(graph: ImportedGraph, layout: HeadLayout, head: SourceHead, data: { retain: Dataset; forget: Dataset }, probe: Partial<ProbeSettings>): Promise<number[]> {
   const reader = head.origin === 'probe' ? head : await fitLinearProbe(graph, data.forget, probe, head.classes);
+  const features = (d: Dataset) => datasetFeatures(graph, layout.head.featureTensor, d, layout.featureSize);
+  const [retainFeatures, forgetFeatures] = [features(data.retain), features(data.forget)];
   try {
-    const predicted = tf.tidy(() => {
-      const features = datasetFeatures(graph, layout.head.featureTensor, data.retain, layout.featureSize);
-      return tf.argMax(reader.logits(features), 1).dataSync();
-    });
-    const used = classesUsedByTarget(predicted, data.retain.labels);
+    const predicted = tf.tidy(() => tf.argMax(reader.logits(retainFeatures), 1).dataSync());
+    const inClass = featureCloud({ features: forgetFeatures.dataSync() as Float32Array, labels: data.forget.labels }, retainFeatures.dataSync() as Float32Array, layout.featureSize);
+    const used = classesUsedByTarget(predicted, data.retain.labels, inClass);
     return Array.from({ length: head.classes }, (_, c) => c).filter((c) => !used.includes(c));
   } finally {
+    tf.dispose([retainFeatures, forgetFeatures]);
     if (reader !== head) reader.dispose();
   }
 }
@@ -358,7 +364,14 @@ export async function disposeModel(
       const restricted = classes.length >= 2 && classes.length < head.classes ? restrictForget(data.forget, classes) : undefined;
       if (restricted && (!collision || !chunkingProblem(s, restricted))) {
         data = { ...data, forget: restricted };
-        head = restrictHead(head, classes);
+        // As for a list: a source model's head keeps those classes' logits, a probe is refitted on them alone.
+        if (head.origin === 'probe') {
+          const refitted = await buildSourceHead(graph, restricted, { probe: { seed: s.seed, ...s.probe } });
+          head.dispose();
+          head = refitted;
+        } else {
+          head = restrictHead(head, classes);
+        }
         forgotten = classes;
       }
     }
@@ -369,7 +382,8 @@ export async function disposeModel(
     const problem: DisposeProblem = { model, source, graph, layout, head, settings: s };
     stepper = s.engine === 'ort' ? await ortDisposeStepper(problem) : tfjsDisposeStepper(problem);
 
-    const key = settingsKey(s);
+    // What 'auto' chose belongs to the run: a resume that would choose otherwise is another run.
+    const key = { ...settingsKey(s), ...(s.forgetClasses === 'auto' ? { forgetClassesChosen: forgotten ?? 'all' } : {}) };
     let history: DisposeStepRecord[] = [];
     let start = 0;
     if (run.checkpointDir && run.resume) {
