@@ -20,6 +20,7 @@ import { DEFAULT_NTL_SETTINGS as NTL } from '../harden/ntl.js';
 import { runPrune, formatPrune } from './prune.js';
 import { AUDIT_OPTIONS, formatAudit, GUARD_OPTIONS, runAudit, runGuard } from './audit.js';
 import { parseForgetClasses } from './class-list.js';
+import { chosenClassesText } from '../harden/forget-classes.js';
 import { SLC_FRACTIONS } from '../verify/slc.js';
 
 /** Options of every command that writes a model from a long, checkpointed run. */
@@ -294,7 +295,7 @@ export async function main(argv: string[]): Promise<number> {
             forgetClasses: parseForgetClasses('forget-classes', args['forget-classes']),
           },
         });
-        const classes = summary.forgetClasses === undefined ? '' : `, forget classes ${Array.isArray(summary.forgetClasses) ? summary.forgetClasses.join(',') : String(summary.forgetClasses)}`;
+        const classes = summary.forgetClasses === undefined ? '' : `, forget classes ${chosenClassesText(summary.forgetClasses)}`;
         print(args.json, summary, `wrote ${summary.output} (${summary.method}, ${summary.steps} steps${classes})`);
       },
     )

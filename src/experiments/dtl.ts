@@ -17,6 +17,7 @@ import { arg, meanStd, ROOT } from './common.js';
 import { selectEngine, type EngineName } from '../engine/create.js';
 import { ortThreads, setOrtThreads } from '../verify/ort.js';
 import { parseForgetClasses } from '../cli/class-list.js';
+import { chosenClassesText } from '../harden/forget-classes.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from '../harden/sophon.js';
 
 /**
@@ -173,8 +174,7 @@ async function runSeed(seed: number, source: OnnxModel, sets: { targetTest: Data
 function autoClasses(results: Result[]): string[] {
   const chosen = results.filter((r) => r.forgetClasses !== undefined);
   if (!chosen.length) return [];
-  const text = (c: unknown) => (Array.isArray(c) ? c.join(',') : String(c));
-  return [`Forget classes chosen by \`forgetClasses: 'auto'\`: ${chosen.map((r) => `${r.row} seed ${r.seed}: ${text(r.forgetClasses)}`).join('; ')}.`, ''];
+  return [`Forget classes chosen by \`forgetClasses: 'auto'\`: ${chosen.map((r) => `${r.row} seed ${r.seed}: ${chosenClassesText(r.forgetClasses)}`).join('; ')}.`, ''];
 }
 
 /** TL + α·(disposed − TL), every float initializer (weights and BN statistics). */

@@ -9,6 +9,7 @@ import { setSparsityMetadata, sparsityReport } from '../export/sparsity.js';
 import { readHardenRecord } from '../export/export.js';
 import { splitDataset } from '../verify/split.js';
 import { disposeModel, DEFAULT_DISPOSE_SETTINGS, type DisposeMethod, type DisposeSettings } from './dispose.js';
+import { chosenClassesText } from './forget-classes.js';
 import { pruneModel, DEFAULT_PRUNE_SETTINGS, type PruneSettings } from './prune.js';
 import { ntlModel, DEFAULT_NTL_SETTINGS, type NtlSettings } from './ntl.js';
 import { sophonModel, DEFAULT_SOPHON_SETTINGS, type SophonSettings } from './sophon.js';
@@ -85,7 +86,7 @@ async function applyByName(model: OnnxModel, source: string, method: MethodName,
     progress: { onStart: () => log(`dispose (${method}, ${settings.steps} steps)`), onStep: (s) => s.step % Math.max(1, Math.floor(settings.steps / 5)) === 0 && log(`  step ${s.step}: KD ${s.distillation.toFixed(4)}, forget term ${s.forget.toPrecision(4)}`) },
   });
   const chosen = readHardenRecord(r.proto)?.figures?.forgetClasses;
-  if (chosen !== undefined) log(`  forget classes (auto): ${Array.isArray(chosen) ? chosen.join(', ') : String(chosen)}`);
+  if (chosen !== undefined) log(`  forget classes (auto): ${chosenClassesText(chosen)}`);
   const { sourceModel: _omit, ...plain } = settings;
   return { proto: r.proto, settings: { ...plain, sourceModel: sourceModel?.path } };
 }

@@ -44,7 +44,7 @@ import { distillationLoss, gradientCollision } from './losses.js';
 import { classesUsedByTarget, featureCloud, restrictForget, restrictHead } from './forget-classes.js';
 import { withUnlabelledImages } from '../data/subset.js';
 import type { NamedArrays } from '../engine/optimizer-state.js';
-import { buildSourceHead, datasetFeatures, fitLinearProbe, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
+import { buildSourceHead, datasetFeatures, fitProbeOnFeatures, targetLayout, type HeadLayout, type ProbeSettings, type SourceHead } from './source-head.js';
 import { selectedEngine, type EngineName } from '../engine/create.js';
 import { ortDisposeStepper } from './dispose-ort.js';
 
@@ -301,10 +301,10 @@ function chunkingProblem(s: DisposeSettings, forget: Dataset): string | undefine
  * transfer learning moved the backbone under it, and on seeds of the reference scenario it sends
  * whole target classes to source classes they are not.
  */
-async function classesNotUsedByTarget(graph: ImportedGraph, layout: HeadLayout, head: SourceHead, data: { retain: Dataset; forget: Dataset }, probe: Partial<ProbeSettings>): Promise<number[]> {
-  const reader = head.origin === 'probe' ? head : await fitLinearProbe(graph, data.forget, probe, head.classes);
+function classesNotUsedByTarget(graph: ImportedGraph, layout: HeadLayout, head: SourceHead, data: { retain: Dataset; forget: Dataset }, probe: Partial<ProbeSettings>): number[] {
   const features = (d: Dataset) => datasetFeatures(graph, layout.head.featureTensor, d, layout.featureSize);
   const [retainFeatures, forgetFeatures] = [features(data.retain), features(data.forget)];
+  const reader = head.origin === 'probe' ? head : fitProbeOnFeatures(forgetFeatures, data.forget.labels, probe, head.classes);
   try {
     const predicted = tf.tidy(() => tf.argMax(reader.logits(retainFeatures), 1).dataSync());
     const inClass = featureCloud({ features: forgetFeatures.dataSync() as Float32Array, labels: data.forget.labels }, retainFeatures.dataSync() as Float32Array, layout.featureSize);
@@ -359,7 +359,7 @@ export async function disposeModel(
     // 'auto' needs the whole source task to tell which of its classes the target task is: with
     // some classes missing from the forget data, a target class would be read as the nearest one given.
     if (s.forgetClasses === 'auto' && new Set(data.forget.labels).size === head.classes) {
-      const classes = await classesNotUsedByTarget(graph, layout, head, data, { seed: s.seed, ...s.probe });
+      const classes = classesNotUsedByTarget(graph, layout, head, data, { seed: s.seed, ...s.probe });
       // At least two: over one class H_s's softmax is constant and every forget term is zero.
       const restricted = classes.length >= 2 && classes.length < head.classes ? restrictForget(data.forget, classes) : undefined;
       if (restricted && (!collision || !chunkingProblem(s, restricted))) {

@@ -57,7 +57,11 @@ export function classesUsedByTarget(
   inClass: (rows: number[], source: number) => boolean = () => true,
 ): number[] {
   const rowsByTarget = new Map<number, number[]>();
-  for (let i = 0; i < retainLabels.length; i++) rowsByTarget.set(retainLabels[i]!, [...(rowsByTarget.get(retainLabels[i]!) ?? []), i]);
+  for (let i = 0; i < retainLabels.length; i++) {
+    const rows = rowsByTarget.get(retainLabels[i]!) ?? [];
+    rows.push(i);
+    rowsByTarget.set(retainLabels[i]!, rows);
+  }
   const used = new Set<number>();
   for (const rows of rowsByTarget.values()) {
     const counts = new Map<number, number>();
@@ -100,4 +104,9 @@ export function featureCloud(
     for (const r of members) for (let j = 0; j < width; j++) centroid[j] += forget.features[r * width + j]! / members.length;
     return medianDistance(retainFeatures, width, rows, centroid) <= slack * medianDistance(forget.features, width, members, centroid);
   };
+}
+
+/** The Harden record's `figures.forgetClasses` (what 'auto' chose: a class list or 'all') as text. */
+export function chosenClassesText(chosen: unknown): string {
+  return Array.isArray(chosen) ? chosen.join(',') : String(chosen);
 }

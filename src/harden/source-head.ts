@@ -140,17 +140,26 @@ export function datasetFeatures(graph: ImportedGraph, featureTensor: string, dat
  * the forget data (`classes` defaults to the dataset's class count). Deterministic for a seed.
  */
 export async function fitLinearProbe(graph: ImportedGraph, forget: Dataset, settings: Partial<ProbeSettings> = {}, classes = forget.classes): Promise<SourceHead> {
-  const s = { ...DEFAULT_PROBE, ...settings };
   const target = targetLayout(graph);
   checkLabels(forget, classes, 'forget data');
-  const F = target.featureSize;
-  const features = datasetFeatures(graph, target.head.featureTensor, forget, F);
-  const labels = tf.tensor1d(forget.labels, 'int32');
+  const features = datasetFeatures(graph, target.head.featureTensor, forget, target.featureSize);
+  try {
+    return fitProbeOnFeatures(features, forget.labels, settings, classes);
+  } finally {
+    features.dispose();
+  }
+}
+
+/** fitLinearProbe on features already computed ([N, F], one row per label; the caller keeps them). */
+export function fitProbeOnFeatures(features: tf.Tensor2D, forgetLabels: Int32Array, settings: Partial<ProbeSettings>, classes: number): SourceHead {
+  const s = { ...DEFAULT_PROBE, ...settings };
+  const F = features.shape[1];
+  const labels = tf.tensor1d(forgetLabels, 'int32');
   const weight = tf.tidy(() => tf.variable(tf.zeros([F, classes]), true));
   const bias = tf.tidy(() => tf.variable(tf.zeros([classes]), true));
   const optimizer: tf.Optimizer = tf.train.adam(s.learningRate);
   try {
-    const n = forget.labels.length;
+    const n = forgetLabels.length;
     const bs = Math.min(s.batchSize, n);
     for (let epoch = 0; epoch < s.epochs; epoch++) {
       const order = epochOrder(n, s.seed, epoch);
@@ -167,7 +176,7 @@ export async function fitLinearProbe(graph: ImportedGraph, forget: Dataset, sett
     return makeHead(tf.clone(weight) as tf.Tensor2D, tf.clone(bias) as tf.Tensor1D, 'probe');
   } finally {
     optimizer.dispose();
-    tf.dispose([features, labels, weight, bias]);
+    tf.dispose([labels, weight, bias]);
   }
 }
 
